@@ -1,0 +1,177 @@
+"""Registered builders of the ResNet family and the one place that applies weights, freezing and `features_only`."""
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from .checkpoint import load_weights
+from .features import FeatureExtractor
+from .hub import download_weights
+from .pretrained import PRETRAINED_CFGS, cifar_cfg, imagenet_cfg
+from .registry import register_backbone
+from .resnet import ResNet
+
+MODEL_OPTIONS = ("num_classes", "in_chans", "style", "shortcut", "norm", "output_stride", "global_pool", "drop_rate")
+
+
+def resolve_pretrained_cfg(arch: str, tag: str | None, cifar: bool) -> dict:
+    """The config of `arch.tag`, of the default tag when `tag` is None, or a weightless default."""
+    tags = PRETRAINED_CFGS.get(arch, {})
+    if tag is None:
+        tag = next(iter(tags), "")
+    cfg = dict(tags[tag]) if tag else (cifar_cfg() if cifar else imagenet_cfg())
+    return dict(cfg, architecture=arch, tag=tag)
+
+
+def _create_resnet(
+    arch: str, pretrained: bool | str | Path, *, model_args: dict, pretrained_tag: str | None = None,
+    features_only: bool = False, out_indices: Sequence[int] | None = None, frozen_stages: int = -1, **kwargs,
+) -> nn.Module:
+    unknown = sorted(set(kwargs) - set(MODEL_OPTIONS))
+    if unknown:
+        valid = ", ".join(MODEL_OPTIONS + ("features_only", "out_indices", "frozen_stages"))
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid options: {valid}")
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices selects feature maps and needs features_only=True")
+    cfg = resolve_pretrained_cfg(arch, pretrained_tag, model_args.get("stem") == "cifar")
+    kwargs.setdefault("style", cfg["style"])
+    kwargs.setdefault("num_classes", cfg["num_classes"])
+    model = ResNet(**{**model_args, **kwargs})
+    model.pretrained_cfg = cfg
+
+    if pretrained:
+        if isinstance(pretrained, (str, Path)):
+            load_weights(model, pretrained)
+        elif not cfg["tag"]:
+            raise ValueError(f"no pretrained weights are registered for {arch}; pass a file: "
+                             f"create_backbone({arch!r}, pretrained='/path/to/weights.pth')")
+        else:
+            load_weights(model, download_weights(f"{arch}.{cfg['tag']}", cfg))
+    model.freeze(frozen_stages)
+    if features_only:
+        model = FeatureExtractor(model, range(len(model.feature_info)) if out_indices is None else out_indices)
+    return model
+
+
+def _imagenet(arch: str, pretrained, block: str, layers: tuple[int, ...], shortcut: str = "B", **kwargs) -> nn.Module:
+    model_args = dict(block=block, layers=layers, shortcut=shortcut)
+    return _create_resnet(arch, pretrained, model_args=model_args, **kwargs)
+
+
+def _cifar(arch: str, pretrained, n: int, shortcut: str = "A", **kwargs) -> nn.Module:
+    model_args = dict(block="basic", layers=(n, n, n), widths=(16, 32, 64), stem="cifar", shortcut=shortcut)
+    return _create_resnet(arch, pretrained, model_args=model_args, **kwargs)
+
+
+@register_backbone
+def resnet18(pretrained=False, **kwargs) -> nn.Module:
+    """ResNet-18 (basic blocks, [2, 2, 2, 2])."""
+    return _imagenet("resnet18", pretrained, "basic", (2, 2, 2, 2), **kwargs)
+
+
+@register_backbone
+def resnet34(pretrained=False, **kwargs) -> nn.Module:
+    """ResNet-34 (basic blocks, [3, 4, 6, 3])."""
+    return _imagenet("resnet34", pretrained, "basic", (3, 4, 6, 3), **kwargs)
+
+
+@register_backbone
+def resnet50(pretrained=False, **kwargs) -> nn.Module:
+    """ResNet-50 (bottlenecks, [3, 4, 6, 3])."""
+    return _imagenet("resnet50", pretrained, "bottleneck", (3, 4, 6, 3), **kwargs)
+
+
+@register_backbone
+def resnet101(pretrained=False, **kwargs) -> nn.Module:
+    """ResNet-101 (bottlenecks, [3, 4, 23, 3])."""
+    return _imagenet("resnet101", pretrained, "bottleneck", (3, 4, 23, 3), **kwargs)
+
+
+@register_backbone
+def resnet152(pretrained=False, **kwargs) -> nn.Module:
+    """ResNet-152 (bottlenecks, [3, 8, 36, 3])."""
+    return _imagenet("resnet152", pretrained, "bottleneck", (3, 8, 36, 3), **kwargs)
+
+
+@register_backbone
+def plain18(pretrained=False, **kwargs) -> nn.Module:
+    """Plain-18: ResNet-18's layers without shortcuts."""
+    return _imagenet("plain18", pretrained, "basic", (2, 2, 2, 2), shortcut="none", **kwargs)
+
+
+@register_backbone
+def plain34(pretrained=False, **kwargs) -> nn.Module:
+    """Plain-34: ResNet-34's layers without shortcuts."""
+    return _imagenet("plain34", pretrained, "basic", (3, 4, 6, 3), shortcut="none", **kwargs)
+
+
+@register_backbone
+def plain50(pretrained=False, **kwargs) -> nn.Module:
+    """Plain-50: ResNet-50's layers without shortcuts."""
+    return _imagenet("plain50", pretrained, "bottleneck", (3, 4, 6, 3), shortcut="none", **kwargs)
+
+
+@register_backbone
+def resnet20_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR ResNet-20 (n=3, option A)."""
+    return _cifar("resnet20_cifar", pretrained, 3, **kwargs)
+
+
+@register_backbone
+def resnet32_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR ResNet-32 (n=5, option A)."""
+    return _cifar("resnet32_cifar", pretrained, 5, **kwargs)
+
+
+@register_backbone
+def resnet44_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR ResNet-44 (n=7, option A)."""
+    return _cifar("resnet44_cifar", pretrained, 7, **kwargs)
+
+
+@register_backbone
+def resnet56_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR ResNet-56 (n=9, option A)."""
+    return _cifar("resnet56_cifar", pretrained, 9, **kwargs)
+
+
+@register_backbone
+def resnet110_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR ResNet-110 (n=18, option A)."""
+    return _cifar("resnet110_cifar", pretrained, 18, **kwargs)
+
+
+@register_backbone
+def resnet1202_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR ResNet-1202 (n=200, option A); use set_grad_checkpointing() to train it in little memory."""
+    return _cifar("resnet1202_cifar", pretrained, 200, **kwargs)
+
+
+@register_backbone
+def plain20_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR plain-20 (n=3, no shortcuts)."""
+    return _cifar("plain20_cifar", pretrained, 3, shortcut="none", **kwargs)
+
+
+@register_backbone
+def plain32_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR plain-32 (n=5, no shortcuts)."""
+    return _cifar("plain32_cifar", pretrained, 5, shortcut="none", **kwargs)
+
+
+@register_backbone
+def plain44_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR plain-44 (n=7, no shortcuts)."""
+    return _cifar("plain44_cifar", pretrained, 7, shortcut="none", **kwargs)
+
+
+@register_backbone
+def plain56_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR plain-56 (n=9, no shortcuts)."""
+    return _cifar("plain56_cifar", pretrained, 9, shortcut="none", **kwargs)
+
+
+@register_backbone
+def plain110_cifar(pretrained=False, **kwargs) -> nn.Module:
+    """CIFAR plain-110 (n=18, no shortcuts)."""
+    return _cifar("plain110_cifar", pretrained, 18, shortcut="none", **kwargs)

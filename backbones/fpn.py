@@ -1,0 +1,53 @@
+"""A Feature Pyramid Network over any registered backbone, in the shape torchvision's detectors expect."""
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+
+from .registry import create_backbone
+
+
+class BackboneWithFPN(nn.Module):
+    """`body` (a features-only backbone) followed by `fpn`; outputs maps "0".."k" and "pool", `out_channels` each.
+
+    The attribute names are those of torchvision's BackboneWithFPN, so its detector checkpoints
+    (`backbone.body.*`, `backbone.fpn.*`) load unchanged.
+    """
+
+    def __init__(self, body: nn.Module, out_channels: int = 256, extra_blocks: nn.Module | None = None):
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(
+            body.feature_info.channels(), out_channels,
+            extra_blocks=LastLevelMaxPool() if extra_blocks is None else extra_blocks,
+        )
+        self.out_channels = out_channels
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        """The backbone's pretrained config (input normalisation included)."""
+        return self.body.pretrained_cfg
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        maps = self.body(x)
+        return self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
+
+
+def create_fpn_backbone(
+    name: str, *, pretrained: bool | str = False, out_indices: Sequence[int] = (1, 2, 3, 4), out_channels: int = 256,
+    extra_blocks: nn.Module | None = None, **kwargs,
+) -> BackboneWithFPN:
+    """Creates backbone `name` with features_only over `out_indices` (C2-C5 by default) and puts an FPN on it.
+
+    Args:
+        name: a registered backbone name, with an optional pretrained tag.
+        pretrained: as in `create_backbone`.
+        out_indices: the stages feeding the FPN.
+        out_channels: channels of every pyramid level.
+        extra_blocks: torchvision FPN extra block; LastLevelMaxPool (P6) by default.
+        **kwargs: further backbone options (frozen_stages, norm, ...).
+    """
+    body = create_backbone(name, pretrained=pretrained, features_only=True, out_indices=out_indices, **kwargs)
+    return BackboneWithFPN(body, out_channels, extra_blocks)
