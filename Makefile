@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) tools/backbone_table.py
+	$(PY) tools/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,9 @@
+"""Faster R-CNN and Mask R-CNN (FPN and C4) on any registered backbone, built from torchvision parts.
+
+`num_classes` counts the background, as in torchvision: 81 for COCO's 80 categories.
+"""
+from .detectors import build_detector, faster_rcnn, mask_rcnn
+from .transform import RCNNTransform
+from .weights import load_detector_weights
+
+__all__ = ["RCNNTransform", "build_detector", "faster_rcnn", "load_detector_weights", "mask_rcnn"]

@@ -1,0 +1,104 @@
+"""The C4 detector parts of the paper's Faster R-CNN (detectron2's Res5ROIHeads).
+
+The RPN and a 14x14 RoIAlign work on C4 (stride 16); the res5 stage (layer4, whose first block has stride 2:
+14 -> 7) followed by average pooling is the box head. Mask R-CNN C4 runs the same res5 module on the mask RoIs,
+then a 2x2 stride-2 deconv, ReLU and a 1x1 conv per class give 14x14 masks (torchvision's MaskRCNNPredictor).
+"""
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from backbones import FeatureExtractor
+
+C4_STAGE = 3
+RES5 = "layer4"
+ROI_RESOLUTION = 14
+SAMPLING_RATIO = 2
+# Options of `build_parts` a user may set, for boxes and for masks.
+BOX_OPTIONS = ("anchor_sizes", "aspect_ratios")
+MASK_OPTIONS = ("mask_head_channels",)
+
+
+class BackboneC4(nn.Module):
+    """The ResNet up to C4, returning the one map "0" that torchvision's RPN and RoI pooling read.
+
+    Args:
+        body: a features-only ResNet whose last output is C4.
+    """
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+        self.out_channels = body.feature_info.channels()[-1]
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        """The backbone's pretrained config (input normalisation included)."""
+        return self.body.pretrained_cfg
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        return OrderedDict([("0", self.body(x)[-1])])
+
+
+class Res5Head(nn.Module):
+    """The box head of C4 detectors: res5 on the pooled RoIs, then global average pooling.
+
+    Args:
+        res5: the ResNet's last stage.
+    """
+
+    def __init__(self, res5: nn.Module):
+        super().__init__()
+        self.res5 = res5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res5(x).mean(dim=(2, 3))
+
+
+def build_parts(
+    resnet: nn.Module, *, num_classes: int, with_masks: bool, anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512),
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), mask_head_channels: int = 256,
+) -> dict[str, nn.Module]:
+    """Cuts `resnet` (weights already loaded) into C4 backbone and res5 head and builds the RPN and RoI head parts.
+
+    The mask head is the box head's res5 module itself (shared weights), so a state dict lists res5's tensors twice,
+    under `roi_heads.box_head.res5.` and `roi_heads.mask_head.`.
+
+    Args:
+        resnet: the whole ResNet, weights loaded and stages frozen.
+        num_classes: classes including the background.
+        with_masks: also build the mask branch.
+        anchor_sizes: the anchor sizes, all on the single C4 level.
+        aspect_ratios: anchor aspect ratios (height / width).
+        mask_head_channels: channels of the mask deconv.
+
+    Returns:
+        The keyword arguments `backbone`, `rpn_anchor_generator`, `rpn_head`, `box_roi_pool`, `box_head`,
+        `box_predictor` (and the `mask_*` ones) of torchvision's FasterRCNN / MaskRCNN.
+    """
+    backbone = BackboneC4(FeatureExtractor(resnet, (C4_STAGE,)))
+    res5 = getattr(resnet, RES5)
+    res5_channels = resnet.feature_info.channels(C4_STAGE + 1)
+    anchors = AnchorGenerator((tuple(anchor_sizes),), (tuple(aspect_ratios),))
+    parts = dict(
+        backbone=backbone,
+        rpn_anchor_generator=anchors,
+        rpn_head=RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
+        box_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, SAMPLING_RATIO),
+        box_head=Res5Head(res5),
+        box_predictor=FastRCNNPredictor(res5_channels, num_classes),
+    )
+    if with_masks:
+        parts.update(
+            mask_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, SAMPLING_RATIO),
+            mask_head=res5,
+            mask_predictor=MaskRCNNPredictor(res5_channels, mask_head_channels, num_classes),
+        )
+    return parts

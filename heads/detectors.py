@@ -1,0 +1,144 @@
+"""Faster R-CNN and Mask R-CNN on any registered backbone, assembled from torchvision's detection parts.
+
+The ResNet is built whole and given its weights before it is cut into the detector's backbone (and, for C4, its
+res5 box head). Input normalisation comes from the backbone's pretrained config (see `heads.transform`).
+"""
+import os
+
+from torch import nn
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+
+from backbones import create_backbone
+
+from . import c4, fpn_heads
+from .transform import RCNNTransform
+from .weights import load_detector_weights
+
+# Each neck module gives `build_parts` and the names of the options it takes for boxes and for masks.
+NECKS = {"fpn": fpn_heads, "c4": c4}
+# torchvision's FasterRCNN / MaskRCNN keyword arguments, passed through unchanged.
+DETECTOR_OPTIONS = (
+    "rpn_pre_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train", "rpn_post_nms_top_n_test",
+    "rpn_nms_thresh", "rpn_fg_iou_thresh", "rpn_bg_iou_thresh", "rpn_batch_size_per_image", "rpn_positive_fraction",
+    "rpn_score_thresh", "box_score_thresh", "box_nms_thresh", "box_detections_per_img", "box_fg_iou_thresh",
+    "box_bg_iou_thresh", "box_batch_size_per_image", "box_positive_fraction", "bbox_reg_weights",
+)
+TRANSFORM_DEFAULTS = dict(min_size=800, max_size=1333, size_divisible=32, fixed_size=None,
+                          skip_resize_in_training=False)
+BACKBONE_OPTIONS = ("norm", "frozen_stages")
+NUM_STAGES = 4
+
+
+def _check_options(kind: str, neck: str, options: dict) -> None:
+    if neck not in NECKS:
+        raise ValueError(f"neck={neck!r} is not supported; choose one of {', '.join(NECKS)}")
+    head_options = NECKS[neck].BOX_OPTIONS + (NECKS[neck].MASK_OPTIONS if kind == "mask_rcnn" else ())
+    valid = BACKBONE_OPTIONS + tuple(TRANSFORM_DEFAULTS) + head_options + DETECTOR_OPTIONS
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {kind} with neck={neck!r}; "
+                         f"valid options: {', '.join(valid)}")
+
+
+def _create_resnet(backbone: str, backbone_weights: bool | str | os.PathLike | None, pretrained: bool,
+                   options: dict) -> nn.Module:
+    """The whole ResNet with its weights; frozen BN and a frozen stem + layer1 by default over pretrained weights."""
+    norm = options.pop("norm", "frozen_bn" if pretrained else "bn")
+    frozen_stages = options.pop("frozen_stages", 1 if pretrained else -1)
+    is_path = isinstance(backbone_weights, (str, os.PathLike))
+    resnet = create_backbone(backbone, pretrained=os.fspath(backbone_weights) if is_path else bool(backbone_weights),
+                             norm=norm, frozen_stages=frozen_stages)
+    stages = len(resnet.feature_info) - 1
+    if stages != NUM_STAGES:
+        raise ValueError(f"backbone {backbone!r} has {stages} stages; detectors need the {NUM_STAGES} stages of an "
+                         "ImageNet ResNet")
+    return resnet
+
+
+def _build(kind: str, backbone: str, num_classes: int, neck: str, backbone_weights: bool | str | os.PathLike | None,
+           weights: str | os.PathLike | None, options: dict) -> FasterRCNN:
+    _check_options(kind, neck, options)
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes={num_classes!r} must count the background too: 2 or more "
+                         "(e.g. 81 for the 80 COCO categories)")
+    resnet = _create_resnet(backbone, backbone_weights, bool(backbone_weights) or weights is not None, options)
+    transform_options = {k: options.pop(k, default) for k, default in TRANSFORM_DEFAULTS.items()}
+    head_options = {k: options.pop(k) for k in NECKS[neck].BOX_OPTIONS + NECKS[neck].MASK_OPTIONS if k in options}
+    parts = NECKS[neck].build_parts(resnet, num_classes=num_classes, with_masks=kind == "mask_rcnn", **head_options)
+    detector_class = MaskRCNN if kind == "mask_rcnn" else FasterRCNN
+    model = detector_class(num_classes=None, **parts, **options)
+    model.transform = RCNNTransform(pretrained_cfg=resnet.pretrained_cfg, **transform_options)
+    model.num_classes = num_classes
+    model.pretrained_cfg = resnet.pretrained_cfg
+    if weights is not None:
+        load_detector_weights(model, weights)
+    return model
+
+
+def faster_rcnn(
+    backbone: str = "resnet50", *, num_classes: int, neck: str = "fpn",
+    backbone_weights: bool | str | os.PathLike | None = None, weights: str | os.PathLike | None = None, **kwargs,
+) -> FasterRCNN:
+    """Faster R-CNN (Ren et al. 2015) on a registered backbone, as a torchvision FasterRCNN.
+
+    `model.train(); model(images, targets)` returns the loss dict; `model.eval(); model(images)` returns one dict
+    of "boxes" (x1, y1, x2, y2 in input pixels), "labels" and "scores" per image. Images are RGB float tensors in
+    0-1 of any size; the model resizes them and normalises them as its backbone's weights expect.
+
+    Args:
+        backbone: a registered name, optionally with a pretrained tag (`resnet50.msra_in1k`); the tag's config
+            sets the input normalisation.
+        num_classes: number of classes INCLUDING the background (torchvision's convention): 81 for COCO's 80.
+        neck: "fpn" (P2-P6 with RoIAlign 7x7 on P2-P5) or "c4" (the paper's: RPN and 14x14 RoIAlign on C4, res5 as
+            the box head).
+        backbone_weights: None to train from scratch; True for the tag's pretrained weights (downloaded once);
+            or the path of a backbone checkpoint in any format `backbones.load_weights` reads.
+        weights: the path of a whole-detector checkpoint: ours (a dict with "model") or torchvision's
+            `fasterrcnn_resnet50_fpn` file as it is (see `heads.load_detector_weights`).
+        **kwargs: options:
+            norm, frozen_stages: backbone normalisation and frozen stages; by default "frozen_bn" and 1 (stem and
+                layer1, torchvision's trainable_layers=3) over pretrained weights (`backbone_weights` or
+                `weights`), else trainable "bn" and -1.
+            min_size (800), max_size (1333), size_divisible (32), fixed_size (None): torchvision's resizing.
+            skip_resize_in_training (False): train on images as the data pipeline sized them; evaluation still
+                resizes and maps the outputs back to the original size.
+            anchor_sizes ((32, 64, 128, 256, 512): one per level for FPN, all on C4), aspect_ratios ((0.5, 1, 2)).
+            FPN only: fpn_channels (256), representation_size (1024), box_head ("2fc": TwoMLPHead; "4conv1fc":
+                four 3x3 GroupNorm convs fpn_channels wide, then one fc).
+            torchvision's FasterRCNN options: rpn_pre_nms_top_n_train/test, rpn_post_nms_top_n_train/test,
+                rpn_batch_size_per_image, box_batch_size_per_image, box_detections_per_img, box_score_thresh,
+                box_nms_thresh, and the other rpn_* / box_* thresholds, bbox_reg_weights.
+
+    Returns:
+        A torchvision FasterRCNN with `num_classes` and `pretrained_cfg` (the backbone's) attributes.
+
+    Raises:
+        ValueError: an unknown backbone, neck, box head or option; the message names it and lists the valid ones.
+        CheckpointMismatchError: `weights` or `backbone_weights` do not fit the model.
+    """
+    return _build("faster_rcnn", backbone, num_classes, neck, backbone_weights, weights, kwargs)
+
+
+def mask_rcnn(
+    backbone: str = "resnet50", *, num_classes: int, neck: str = "fpn",
+    backbone_weights: bool | str | os.PathLike | None = None, weights: str | os.PathLike | None = None, **kwargs,
+) -> MaskRCNN:
+    """Mask R-CNN (He et al. 2017) on a registered backbone, as a torchvision MaskRCNN.
+
+    Takes the arguments and options of `faster_rcnn`, plus the mask head's: `mask_head_channels` (256; FPN: width
+    of the convs and the deconv; C4: the deconv after res5) and, FPN only, `mask_head_convs` (4). Evaluation adds
+    "masks" (N x 1 x H x W probabilities in the input's size) to each image's outputs. `weights` may be
+    torchvision's `maskrcnn_resnet50_fpn` file as it is.
+
+    Returns:
+        A torchvision MaskRCNN with `num_classes` and `pretrained_cfg` (the backbone's) attributes.
+    """
+    return _build("mask_rcnn", backbone, num_classes, neck, backbone_weights, weights, kwargs)
+
+
+def build_detector(kind: str, **kwargs) -> FasterRCNN:
+    """`faster_rcnn(**kwargs)` or `mask_rcnn(**kwargs)` as `kind` ("faster_rcnn" or "mask_rcnn") says, for configs."""
+    builders = {"faster_rcnn": faster_rcnn, "mask_rcnn": mask_rcnn}
+    if kind not in builders:
+        raise ValueError(f"kind={kind!r} is not supported; choose one of {', '.join(builders)}")
+    return builders[kind](**kwargs)

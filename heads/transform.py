@@ -1,0 +1,53 @@
+"""The detector's input transform: torchvision's resizing and batching, normalising as the backbone's weights expect.
+
+Images given to a detector are always RGB float tensors in 0-1, as in torchvision. Weights trained on other inputs
+say so in their `pretrained_cfg`: MSRA Caffe weights expect BGR pixels in 0-255 with the mean subtracted only
+(`channel_order="BGR"`, `pixel_range=255`, `std=(1, 1, 1)`).
+"""
+from collections.abc import Mapping
+
+import torch
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+class RCNNTransform(GeneralizedRCNNTransform):
+    """GeneralizedRCNNTransform that normalises RGB 0-1 images as `pretrained_cfg` prescribes.
+
+    The mean and std of the config, given in units of its `pixel_range`, are divided by that range, so that
+    normalising a 0-1 image equals normalising the same image scaled to the range; BGR configs flip the channels first.
+
+    Args:
+        min_size: shorter side after resizing; a sequence picks one at random per training image.
+        max_size: longest side after resizing.
+        pretrained_cfg: the backbone's config, with `mean`, `std`, `channel_order` ("RGB" or "BGR") and `pixel_range`
+            (1.0 or 255.0).
+        size_divisible: the batch is padded to a multiple of this.
+        fixed_size: resize every image to this (width, height) instead.
+        skip_resize_in_training: leave training images at the size the data pipeline gives them; evaluation still
+            resizes to `min_size`/`max_size` and maps the outputs back to the original size.
+    """
+
+    def __init__(
+        self, min_size: int | tuple[int, ...], max_size: int, pretrained_cfg: Mapping, *, size_divisible: int = 32,
+        fixed_size: tuple[int, int] | None = None, skip_resize_in_training: bool = False,
+    ):
+        channel_order = pretrained_cfg.get("channel_order", "RGB")
+        if channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"channel_order={channel_order!r} is not supported; choose one of {CHANNEL_ORDERS}")
+        pixel_range = float(pretrained_cfg.get("pixel_range", 1.0))
+        mean = [float(m) / pixel_range for m in pretrained_cfg["mean"]]
+        std = [float(s) / pixel_range for s in pretrained_cfg["std"]]
+        super().__init__(min_size, max_size, mean, std, size_divisible, fixed_size,
+                         _skip_resize=skip_resize_in_training)
+        self.channel_order = channel_order
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """Flips RGB to BGR when the weights expect BGR, then subtracts the mean and divides by the std."""
+        if self.channel_order == "BGR":
+            image = image.flip(0)
+        return super().normalize(image)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("Normalize(", f"Normalize(channel_order={self.channel_order}, ", 1)

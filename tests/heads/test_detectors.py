@@ -1,0 +1,82 @@
+"""Faster and Mask R-CNN, FPN and C4: a training step gives finite losses reaching every trainable parameter, and
+evaluation gives detections of the right shapes in the input's size."""
+import pytest
+import torch
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+
+import heads
+
+BOX_LOSSES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+CASES = [(kind, neck) for kind in ("faster_rcnn", "mask_rcnn") for neck in ("fpn", "c4")]
+
+
+@pytest.mark.parametrize("kind,neck", CASES)
+def test_trains_a_step_then_detects(kind, neck, fast_options, targets):
+    torch.manual_seed(0)
+    model = heads.build_detector(kind, backbone="resnet18", num_classes=3, box_score_thresh=0.0,
+                                 **fast_options(kind, neck))
+    assert isinstance(model, MaskRCNN if kind == "mask_rcnn" else FasterRCNN)
+    assert model.num_classes == 3 and model.pretrained_cfg["architecture"] == "resnet18"
+    with_masks = kind == "mask_rcnn"
+    losses = model.train()([torch.rand(3, 128, 128), torch.rand(3, 128, 128)], targets(with_masks))
+    assert set(losses) == BOX_LOSSES | ({"loss_mask"} if with_masks else set())
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    no_grad = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad
+
+    with torch.no_grad():
+        detections = model.eval()([torch.rand(3, 100, 150), torch.rand(3, 128, 96)])
+    for output, (height, width) in zip(detections, [(100, 150), (128, 96)]):
+        assert set(output) == {"boxes", "labels", "scores"} | ({"masks"} if with_masks else set())
+        count = len(output["scores"])
+        assert 0 < count <= 20
+        assert output["boxes"].shape == (count, 4) and output["labels"].shape == (count,)
+        assert output["boxes"][:, 2].max() <= width and output["boxes"][:, 3].max() <= height
+        assert set(output["labels"].tolist()) <= {1, 2}
+        if with_masks:
+            assert output["masks"].shape == (count, 1, height, width)
+
+
+def test_c4_heads_run_res5_on_14x14_rois(fast_options):
+    model = heads.mask_rcnn("resnet18", num_classes=3, **fast_options("mask_rcnn", "c4"))
+    roi_heads = model.roi_heads
+    assert model.backbone.out_channels == 256 and roi_heads.box_roi_pool.output_size == (14, 14)
+    assert roi_heads.mask_head is roi_heads.box_head.res5
+    assert roi_heads.box_predictor.cls_score.in_features == 512
+    rois = torch.randn(2, 256, 14, 14)
+    assert roi_heads.box_head(rois).shape == (2, 512)
+    assert roi_heads.mask_predictor(roi_heads.mask_head(rois)).shape == (2, 3, 14, 14)
+    assert model.rpn.head.cls_logits.out_channels == 15
+
+
+def test_fpn_heads_options(fast_options):
+    options = dict(fast_options("mask_rcnn", "fpn"), box_head="4conv1fc", anchor_sizes=(16, 32, 64, 128, 256))
+    model = heads.mask_rcnn("resnet18", num_classes=3, **options)
+    assert len(model.roi_heads.box_head) == 4 + 3
+    assert isinstance(model.roi_heads.box_head[0][1], torch.nn.GroupNorm)
+    assert len(model.roi_heads.mask_head) == 2
+    assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
+    assert model.backbone.out_channels == 64
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    (dict(neck="c5"), "'c5'.*fpn, c4"),
+    (dict(box_head="3fc"), "'3fc'.*2fc, 4conv1fc"),
+    (dict(roi_size=7), "roi_size.*valid options: norm, frozen_stages"),
+    (dict(neck="c4", fpn_channels=64), "fpn_channels"),
+    (dict(mask_head_convs=2), "mask_head_convs"),
+    (dict(num_classes=1), "num_classes=1"),
+    (dict(anchor_sizes=(32, 64)), "anchor_sizes"),
+    (dict(backbone="resnet20_cifar"), "resnet20_cifar"),
+])
+def test_bad_options_raise_naming_them(kwargs, named):
+    kwargs = {"backbone": "resnet18", "num_classes": 3, **kwargs}
+    with pytest.raises(ValueError, match=named):
+        heads.faster_rcnn(**kwargs)
+
+
+def test_build_detector_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="'retinanet'.*faster_rcnn, mask_rcnn"):
+        heads.build_detector("retinanet", num_classes=3)

@@ -1,0 +1,41 @@
+"""The training loop's guards, on a toy model."""
+import pytest
+import torch
+
+from engine import LoopSettings, NonFiniteLossError, TrainState, train_loop
+
+
+def toy_state() -> TrainState:
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0),
+                      torch.amp.GradScaler("cpu", enabled=False))
+
+
+def batches():
+    while True:
+        yield torch.ones(4, 2)
+
+
+def test_non_finite_loss_names_the_iteration_and_the_term(tmp_path):
+    def step(model, x):
+        value = model(x).mean()
+        return {"loss_ok": value, "loss_bad": value * float("nan") if state.iteration == 2 else value}
+
+    state = toy_state()
+    with pytest.raises(NonFiniteLossError, match="iteration 3: loss_bad=nan"):
+        train_loop(state, batches(), step, LoopSettings(max_iter=5), torch.device("cpu"), str(tmp_path), {})
+
+
+def test_accumulation_averages_the_micro_batches(tmp_path):
+    state = toy_state()
+    seen = []
+
+    def step(model, x):
+        seen.append(x)
+        return {"loss": model(x).sum()}
+
+    train_loop(state, batches(), step, LoopSettings(max_iter=2, accumulate=3, log_period=1), torch.device("cpu"),
+               str(tmp_path), {})
+    assert len(seen) == 6 and state.iteration == 2
+    assert (tmp_path / "model_final.pth").is_file()

@@ -1,0 +1,123 @@
+"""train_det.py and eval_det.py through their command lines: train then evaluate, resume, DDP, bad inputs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import eval_det
+import train_det
+
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(["tools", "."]))
+
+
+def train(config, output_dir, overrides, resume=False):
+    args = train_det.get_args_parser().parse_args(
+        ["--config", config, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
+    return train_det.main(args)
+
+
+@pytest.mark.parametrize("kind, neck", [("mask_rcnn", "fpn"), ("faster_rcnn", "c4")])
+def test_train_then_evaluate_through_the_cli(tmp_path, quick_overrides, kind, neck):
+    options = ["model.options.fpn_channels=null", "model.options.representation_size=null",
+               "model.options.mask_head_convs=null", "model.options.anchor_sizes=null",
+               "model.options.mask_head_channels=null"] if neck == "c4" else []
+    overrides = quick_overrides + [f"model.kind={kind}", f"model.neck={neck}"] + options
+    results = train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, overrides)
+    expected_types = {"bbox", "segm"} if kind == "mask_rcnn" else {"bbox"}
+    assert set(results) == expected_types and len(results["bbox"]["stats"]) == 12
+    for name in ("model_final.pth", "metrics.jsonl", "loss_curve.png", "predictions.png", "eval_results.json",
+                 "config.yaml"):
+        assert (tmp_path / name).is_file(), name
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if "loss" in r] == [1, 2, 3]
+
+    args = eval_det.get_args_parser().parse_args(
+        ["--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", "--weights", str(tmp_path / "model_final.pth"),
+         "--output-dir", str(tmp_path / "eval")] + overrides)
+    assert same(eval_det.main(args), results)
+    args = eval_det.get_args_parser().parse_args(
+        ["--gt", str(Path(quick_overrides[0].split("=", 1)[1]) / "annotations/instances_val.json"),
+         "--dets", str(tmp_path / "detections.json"), "--iou-types", *sorted(expected_types)])
+    assert same(eval_det.main(args), results)
+
+
+def same(a: dict, b: dict) -> bool:
+    """Equality of result dicts in which NaN (undefined AP) equals NaN."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def wait_for(condition, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError
+        time.sleep(0.05)
+
+
+def test_sigterm_saves_and_resume_continues_exactly(tmp_path, quick_overrides):
+    overrides = quick_overrides + ["solver.max_iter=8", "eval.draw_images=0"]
+    train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path / "whole", overrides)
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "tools/train_det.py", "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml",
+         "--output-dir", str(interrupted)] + overrides, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    metrics = interrupted / "metrics.jsonl"
+    wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 3, timeout=240)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 0, output
+    assert "stopped by SIGTERM" in output
+    stopped_at = torch.load(interrupted / (interrupted / "last_checkpoint").read_text(), weights_only=True)
+    assert 3 <= stopped_at["iteration"] < 8
+
+    train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", interrupted, overrides, resume=True)
+    whole = torch.load(tmp_path / "whole/model_final.pth", weights_only=True)
+    resumed = torch.load(interrupted / "model_final.pth", weights_only=True)
+    assert resumed["iteration"] == whole["iteration"] == 8
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, msg=key)
+
+
+def test_two_process_gloo_ddp_run(tmp_path, quick_overrides):
+    overrides = quick_overrides + ["solver.max_iter=2", "eval.draw_images=0", "data.batch_size=1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "tools/train_det.py", "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml",
+         "--output-dir", str(tmp_path)] + overrides, env=dict(ENV, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "model_final.pth").is_file() and "AP" in result.stdout
+
+
+def test_unknown_config_key_is_named(tmp_path, quick_overrides):
+    with pytest.raises(ValueError, match="unknown config key 'solver.learning_rate'.*did you mean"):
+        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, quick_overrides + ["solver.learning_rate=1"])
+
+
+def test_class_count_mismatch_is_named(tmp_path, quick_overrides):
+    with pytest.raises(ValueError, match="model.num_classes=5 .* set model.num_classes=4"):
+        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, quick_overrides + ["model.num_classes=5"])
+
+
+def test_corrupt_image_is_named(tmp_path, tiny_shapes, quick_overrides):
+    broken = tmp_path / "shapes"
+    subprocess.run(["cp", "-r", str(tiny_shapes), str(broken)], check=True)
+    victim = sorted((broken / "train").iterdir())[0]
+    victim.write_bytes(b"not a png")
+    overrides = [o for o in quick_overrides if not o.startswith("data.root")] + [f"data.root={broken}"]
+    with pytest.raises(OSError, match=victim.name):
+        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path / "out", overrides + ["solver.max_iter=8"])
+
+
+def test_print_config_shows_the_merged_config(capsys):
+    args = train_det.get_args_parser().parse_args(
+        ["--config", "configs/faster_rcnn_r101_c4_coco.yaml", "--print-config", "solver.lr=0.005"])
+    train_det.main(args)
+    printed = capsys.readouterr().out
+    assert "neck: c4" in printed and "lr: 0.005" in printed and "backbone: resnet101.msra_in1k" in printed

@@ -1,0 +1,68 @@
+"""Training checkpoints: written atomically, read back with weights_only=True, found again for --resume."""
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LAST_CHECKPOINT = "last_checkpoint"
+
+
+def atomic_save(obj: object, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def rng_state() -> dict:
+    """The states of every random generator a training step may draw from (torch, CUDA, numpy, python)."""
+    numpy_state = np.random.get_state()
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        numpy=dict(keys=torch.from_numpy(numpy_state[1].astype(np.int64)), pos=int(numpy_state[2]),
+                   has_gauss=int(numpy_state[3]), cached_gaussian=float(numpy_state[4])),
+        python=random.getstate(),
+    )
+
+
+def set_rng_state(state: dict) -> None:
+    """Restores what `rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_training_state(output_dir: str | Path, name: str, state: dict) -> Path:
+    """Saves `state` as `output_dir/name` and records it as the checkpoint to resume from."""
+    path = Path(output_dir) / name
+    atomic_save(state, path)
+    temporary = Path(output_dir) / f".{LAST_CHECKPOINT}.tmp"
+    temporary.write_text(name)
+    os.replace(temporary, Path(output_dir) / LAST_CHECKPOINT)
+    return path
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The checkpoint recorded by the latest `save_training_state` in `output_dir`, if any."""
+    pointer = Path(output_dir) / LAST_CHECKPOINT
+    if not pointer.is_file():
+        return None
+    path = Path(output_dir) / pointer.read_text().strip()
+    if not path.is_file():
+        raise FileNotFoundError(f"{pointer} names {path.name}, which does not exist")
+    return path
+
+
+def load_training_state(path: str | Path) -> dict:
+    """Reads a training checkpoint without running any code from it."""
+    return torch.load(path, map_location="cpu", weights_only=True)

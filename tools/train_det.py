@@ -1,0 +1,251 @@
+"""Train a Faster / Mask R-CNN (FPN or C4) on COCO-format data, on CPU, one GPU or many through torchrun.
+
+Examples:
+    python tools/train_det.py --config configs/mask_rcnn_r18_fpn_shapes_cpu.yaml
+    python tools/train_det.py --config configs/mask_rcnn_r50_fpn_1x_coco.yaml --output-dir output/r50 solver.lr=0.01
+    python tools/train_det.py --config configs/mask_rcnn_r50_fpn_1x_coco.yaml --output-dir output/r50 --resume
+    python tools/train_det.py --config configs/faster_rcnn_r50_c4_1x_coco.yaml --print-config
+    torchrun --nproc_per_node 8 tools/train_det.py --config configs/mask_rcnn_r50_fpn_3x_coco.yaml
+
+Checkpoints are written atomically every `train.checkpoint_period` iterations; SIGTERM or Ctrl-C saves one and exits 0;
+`--resume` continues exactly from the last one in the output folder. Metrics go to `metrics.jsonl` (and TensorBoard
+when installed), the loss curve to `loss_curve.png`, pictures of predictions to `predictions.png`.
+"""
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+import checkpoints
+import distributed
+import heads
+from coco_data import CocoDetection, collate_fn
+from coco_eval import format_results, save_results
+from config import format_config, load_config
+from det_inference import evaluate_detector
+from det_transforms import build_transforms
+from engine import LoopSettings, NonFiniteLossError, TrainState, train_loop
+from make_shapes import make_shapes
+from metrics import plot_curves
+from samplers import aspect_ratio_groups
+from seeded_batches import SeededSamples, training_batches
+from solver import build_optimizer, build_scheduler
+from visualize import save_prediction_grid
+
+DEFAULTS = {
+    "model": {
+        "kind": "mask_rcnn", "backbone": "resnet50", "neck": "fpn", "num_classes": 81, "backbone_weights": None,
+        "weights": None, "norm": None, "frozen_stages": None, "options": {},
+    },
+    "data": {
+        "dataset": "coco", "root": "data/coco", "train_images": "train2017",
+        "train_annotations": "annotations/instances_train2017.json", "val_images": "val2017",
+        "val_annotations": "annotations/instances_val2017.json",
+        "shapes": {"num_train": 1000, "num_val": 200, "seed": 0, "size": 128, "max_objects": 4},
+        "skip_empty": True, "batch_size": 2, "workers": 2, "group_by_aspect_ratio": True,
+        "augment": {"hflip_prob": 0.5, "scales": None, "max_size": None, "lsj": None, "photometric": False},
+    },
+    "solver": {
+        "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
+        "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
+        "warmup_factor": 0.001, "clip_grad_norm": None, "amp": False, "accumulate": 1, "sync_bn": False,
+    },
+    "train": {
+        "output_dir": "output/det", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
+        "device": "auto",
+    },
+    "eval": {"iou_types": None, "backend": "pycocotools", "batch_size": 2, "draw_images": 8, "score_threshold": 0.5},
+}
+SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/instances_train.json",
+                 "val_images": "val", "val_annotations": "annotations/instances_val.json"}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML config (see configs/)")
+    parser.add_argument("--output-dir", help="overrides train.output_dir")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
+    parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. solver.lr=0.01")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> dict:
+    """Defaults, then the file, then overrides, then --output-dir."""
+    overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
+    return load_config(DEFAULTS, args.config, overrides)
+
+
+def data_paths(data: dict) -> dict[str, Path]:
+    """Image folders and annotation files of both splits; generates the shapes dataset when it is asked for and
+    missing (on the main process)."""
+    root = Path(data["root"])
+    names = dict(data, **SHAPES_SPLITS) if data["dataset"] == "shapes" else data
+    paths = {key: root / names[key] for key in SHAPES_SPLITS}
+    if data["dataset"] == "shapes" and not paths["val_annotations"].is_file():
+        if distributed.is_main_process():
+            shapes = data["shapes"]
+            make_shapes(root, shapes["num_train"], shapes["num_val"], shapes["seed"], size=shapes["size"],
+                        max_objects=shapes["max_objects"])
+        distributed.barrier()
+    elif data["dataset"] not in ("coco", "shapes"):
+        raise ValueError(f"data.dataset={data['dataset']!r} is not supported; choose 'coco' or 'shapes'")
+    return paths
+
+
+def build_datasets(config: dict) -> tuple[CocoDetection, CocoDetection, dict[str, Path]]:
+    """The training and validation datasets of the config."""
+    data = config["data"]
+    paths = data_paths(data)
+    with_masks = config["model"]["kind"] == "mask_rcnn"
+    train_set = CocoDetection(paths["train_images"], paths["train_annotations"], with_masks=with_masks, train=True,
+                              skip_empty=data["skip_empty"], transforms=build_transforms(True, **data["augment"]))
+    val_set = CocoDetection(paths["val_images"], paths["val_annotations"], with_masks=with_masks, train=False,
+                            transforms=build_transforms(False))
+    return train_set, val_set, paths
+
+
+def build_model(config: dict, device: torch.device) -> nn.Module:
+    """The detector of `config["model"]`, on `device`."""
+    spec = config["model"]
+    options = {key: value for key, value in spec["options"].items() if value is not None}  # null: the default
+    for key in ("norm", "frozen_stages"):
+        if spec[key] is not None:
+            options[key] = spec[key]
+    model = heads.build_detector(spec["kind"], backbone=spec["backbone"], num_classes=spec["num_classes"],
+                                 neck=spec["neck"], backbone_weights=spec["backbone_weights"],
+                                 weights=spec["weights"], **options)
+    return model.to(device)
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` is this rank's GPU when there is one, else the CPU."""
+    device = distributed.init_distributed()
+    return device if name == "auto" else torch.device(name)
+
+
+def detection_step(device: torch.device):
+    """The loss of one batch of (images, targets)."""
+    def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+        images, targets = batch
+        images = [image.to(device, non_blocking=True) for image in images]
+        targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
+                   for t in targets]
+        return model(images, targets)
+    return step
+
+
+def iou_types_of(config: dict) -> tuple[str, ...]:
+    """bbox, plus segm for Mask R-CNN, unless eval.iou_types says otherwise."""
+    if config["eval"]["iou_types"]:
+        return tuple(config["eval"]["iou_types"])
+    return ("bbox", "segm") if config["model"]["kind"] == "mask_rcnn" else ("bbox",)
+
+
+def report_evaluation(model: nn.Module, val_set: CocoDetection, annotations: Path, device: torch.device,
+                      config: dict, output_dir: Path, draw: bool) -> dict:
+    """Evaluates, saves results (and pictures when `draw`) on the main process; returns the results."""
+    evaluation = config["eval"]
+    results, detections, kept = evaluate_detector(
+        model, val_set, str(annotations), device, iou_types=iou_types_of(config), backend=evaluation["backend"],
+        batch_size=evaluation["batch_size"], keep=evaluation["draw_images"] if draw else 0)
+    if distributed.is_main_process():
+        save_results(results, output_dir / "eval_results.json")
+        (output_dir / "detections.json").write_text(json.dumps(detections))
+        if kept:
+            images, predictions = zip(*kept)
+            save_prediction_grid(list(images), list(predictions), val_set.class_names, output_dir / "predictions.png",
+                                 score_threshold=evaluation["score_threshold"])
+    return results
+
+
+def flat_scores(results: dict) -> dict[str, float]:
+    """`bbox/AP`-style scalars for the metrics log."""
+    return {f"{iou}/{name}": value for iou, r in results.items() for name, value in r["stats"].items()}
+
+
+def train(config: dict, resume: bool) -> dict:
+    """Trains and evaluates as `config` says; returns the final evaluation results (on the main process)."""
+    device = select_device(config["train"]["device"])
+    torch.manual_seed(config["train"]["seed"])
+    output_dir = Path(config["train"]["output_dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    train_set, val_set, paths = build_datasets(config)
+    if config["model"]["num_classes"] != len(train_set.class_names):
+        raise ValueError(f"model.num_classes={config['model']['num_classes']} but {paths['train_annotations']} has "
+                         f"{len(train_set.class_names) - 1} categories; set model.num_classes="
+                         f"{len(train_set.class_names)} (background included)")
+    model = build_model(config, device)
+    solver = config["solver"]
+    if solver["sync_bn"] and distributed.is_distributed():
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if distributed.is_distributed():
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = build_optimizer(model, solver)
+    state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
+                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"))
+    if resume:
+        path = checkpoints.last_checkpoint(output_dir)
+        if path is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir}")
+        state.load_state_dict(checkpoints.load_training_state(path))
+        logging.getLogger(__name__).info("resumed from %s at iteration %d", path, state.iteration)
+    if distributed.is_main_process():
+        (output_dir / "config.yaml").write_text(format_config(config))
+
+    data = config["data"]
+    groups = aspect_ratio_groups(train_set) if data["group_by_aspect_ratio"] else None
+    batch_indices = training_batches(len(train_set), data["batch_size"], config["train"]["seed"], group_ids=groups,
+                                     rank=distributed.get_rank(), world_size=distributed.get_world_size(),
+                                     start_batch=state.iteration * solver["accumulate"])
+    loader = DataLoader(SeededSamples(train_set), batch_sampler=batch_indices, num_workers=data["workers"],
+                        collate_fn=collate_fn, generator=torch.Generator(), persistent_workers=False)
+    settings = LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
+                            clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"],
+                            log_period=config["train"]["log_period"],
+                            checkpoint_period=config["train"]["checkpoint_period"],
+                            eval_period=config["train"]["eval_period"])
+    final: dict = {}
+
+    def evaluate(iteration: int) -> dict[str, float]:
+        final.clear()
+        final.update(report_evaluation(model.module if distributed.is_distributed() else model, val_set,
+                                       paths["val_annotations"], device, config, output_dir,
+                                       draw=iteration == solver["max_iter"]))
+        return flat_scores(final)
+
+    outcome = train_loop(state, iter(loader), detection_step(device), settings, device, str(output_dir), config,
+                         evaluate)
+    if distributed.is_main_process() and (output_dir / "metrics.jsonl").is_file():
+        plot_curves(output_dir / "metrics.jsonl", output_dir / "loss_curve.png",
+                    score_keys=tuple(f"{t}/AP" for t in iou_types_of(config)))
+    if distributed.is_main_process():
+        if outcome != "finished":
+            print(f"stopped by {outcome} at iteration {state.iteration}; checkpoint saved in {output_dir}; "
+                  f"continue with --resume")
+        elif final:
+            print(format_results(final))
+    return final
+
+
+def main(args: argparse.Namespace) -> dict:
+    config = resolve_config(args)
+    if args.print_config:
+        print(format_config(config))
+        return {}
+    try:
+        return train(config, args.resume)
+    except NonFiniteLossError as error:
+        sys.exit(f"training stopped: {error}")
+    finally:
+        distributed.cleanup()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main(get_args_parser().parse_args())
