@@ -19,6 +19,8 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) tools/benchmark.py backbone
+	$(PY) tools/benchmark.py coco-eval
+	$(PY) tools/benchmark.py detector
 
 clean:
 	rm -rf $(VENV) build *.egg-info

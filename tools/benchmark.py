@@ -5,6 +5,7 @@ Examples:
     python tools/benchmark.py backbone --model resnet101 --size 320 --batch 2 --repeats 20
     python tools/benchmark.py coco-eval
     python tools/benchmark.py coco-eval --images 5000 --repeats 3
+    python tools/benchmark.py detector
 """
 import argparse
 import copy
@@ -24,6 +25,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from tqdm import tqdm
 
 import backbones
+import bench_detector
 import coco_eval
 
 RETURN_LAYERS = {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}
@@ -40,6 +42,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     backbone.add_argument("--repeats", type=int, default=15, help="timed rounds per variant")
     backbone.add_argument("--warmup", type=int, default=2, help="untimed rounds per variant")
     backbone.add_argument("--threads", type=int, default=torch.get_num_threads())
+    detector = commands.add_parser("detector", help="the demo's Mask R-CNN training step vs torchvision's")
+    bench_detector.add_arguments(detector)
     evaluation = commands.add_parser("coco-eval", help="faster-coco-eval vs pycocotools on the same synthetic results")
     evaluation.add_argument("--images", type=int, default=500)
     evaluation.add_argument("--categories", type=int, default=3)
@@ -194,7 +198,10 @@ def print_coco_eval_table(rows: list[dict]) -> None:
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    if args.command == "coco-eval":
+    if args.command == "detector":
+        rows = bench_detector.benchmark_detector(args)
+        bench_detector.print_detector_table(rows)
+    elif args.command == "coco-eval":
         rows = benchmark_coco_eval(args)
         print_coco_eval_table(rows)
     else:

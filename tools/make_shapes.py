@@ -32,9 +32,9 @@ CATEGORIES = [
     {"id": 3, "name": "triangle", "supercategory": "shape"},
 ]
 SPLITS = ("train", "val")
-EXTENT_RANGE = (0.18, 0.45)  # an object's diameter as a fraction of the image side
-MAX_PAIR_OVERLAP = 0.25  # a new object and an earlier one may share at most this fraction of the smaller one
-MIN_KEPT_VISIBLE = 0.6  # a placement is rejected if an earlier object would keep less of itself visible
+EXTENT_RANGE = (0.25, 0.5)  # an object's diameter as a fraction of the image side
+MAX_PAIR_OVERLAP = 0.15  # a new object and an earlier one may share at most this fraction of the smaller one
+MIN_KEPT_VISIBLE = 0.7  # a placement is rejected if an earlier object would keep less of itself visible
 MIN_VISIBLE = 0.3  # objects less visible than this are left out of the annotations
 MIN_CONTRAST = 110.0  # RGB distance between an object's colour and the background or objects it touches
 PLACEMENT_ATTEMPTS = 40

@@ -1,5 +1,6 @@
 """Training metrics: JSON lines, TensorBoard when installed, and curve pictures."""
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -22,11 +23,13 @@ class MetricWriter:
             self.tensorboard = None
 
     def write(self, iteration: int, values: dict[str, float]) -> None:
-        """Records `values` at `iteration`."""
+        """Records `values` at `iteration`; undefined (NaN) values are written as null and skipped in TensorBoard."""
+        defined = {name: value for name, value in values.items() if not math.isnan(value)}
+        record = dict(iteration=iteration, **{name: defined.get(name) for name in values})
         with open(self.path, "a") as f:
-            f.write(json.dumps(dict(iteration=iteration, **values)) + "\n")
+            f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
-            for name, value in values.items():
+            for name, value in defined.items():
                 self.tensorboard.add_scalar(name, value, iteration)
 
     def close(self) -> None:
@@ -54,13 +57,13 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path, loss_prefix: str
     figure, axes = plt.subplots(1, columns, figsize=(6 * columns, 4), squeeze=False)
     loss_names = sorted({k for r in records for k in r if k.startswith(loss_prefix)})
     for name in loss_names:
-        points = [(r["iteration"], r[name]) for r in records if name in r]
+        points = [(r["iteration"], r[name]) for r in records if r.get(name) is not None]
         axes[0][0].plot(*zip(*points), label=name, linewidth=2 if name == loss_prefix else 1)
     axes[0][0].set(xlabel="iteration", ylabel="loss", yscale="log", title="training loss")
     axes[0][0].legend(fontsize=8)
     if score_records:
         for key in score_keys:
-            points = [(r["iteration"], r[key]) for r in score_records if key in r]
+            points = [(r["iteration"], r[key]) for r in score_records if r.get(key) is not None]
             if points:
                 axes[0][1].plot(*zip(*points), marker="o", label=key)
         axes[0][1].set(xlabel="iteration", title="evaluation")
