@@ -300,7 +300,9 @@ def load_weights(
     required_missing = [k for k in missing if not k.startswith(classifier)]
     if strict and (required_missing or unexpected or mismatched):
         shapes = [f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k])})" for k in mismatched]
-        raise CheckpointMismatchError(_mismatch_message(origin, format_name, required_missing, unexpected, shapes))
+        raise CheckpointMismatchError(mismatch_message(
+            f"checkpoint {origin} ({format_name} format)", required_missing, unexpected, shapes,
+            "Pass strict=False to load the matching tensors only."))
 
     loadable = {k: v for k, v in state_dict.items() if k in expected and k not in mismatched}
     model.load_state_dict(loadable, strict=False)
@@ -330,10 +332,11 @@ def _drop_classifier(
     return keys
 
 
-def _mismatch_message(origin: str, format_name: str, missing: list, unexpected: list, mismatched: list) -> str:
-    lines = [f"checkpoint {origin} ({format_name} format) does not match the model:"]
+def mismatch_message(subject: str, missing: list, unexpected: list, mismatched: list, hint: str) -> str:
+    """`subject` does not match the model: count and first five keys of each kind, then `hint`."""
+    lines = [f"{subject} does not match the model:"]
     for kind, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
         listed = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
         lines.append(f"  {len(keys)} {kind}" + (f": {listed}" if keys else ""))
-    lines.append("Pass strict=False to load the matching tensors only.")
+    lines.append(hint)
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from backbones import CheckpointMismatchError, read_checkpoint
+from backbones.checkpoint import mismatch_message
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,6 @@ PREDICTOR_PREFIXES = (
 )
 # torchvision's released Mask R-CNN file names its mask head convs `mask_fcn1..4`; MaskRCNNHeads now calls them `0..3`.
 LEGACY_MASK_CONV = re.compile(r"roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)")
-LISTED_KEYS = 5
 
 
 def _modern_name(key: str) -> str:
@@ -27,11 +27,6 @@ def _modern_name(key: str) -> str:
 
 def _without_batch_counters(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-
-
-def _listing(kind: str, keys: list[str]) -> str:
-    listed = ", ".join(keys[:LISTED_KEYS]) + (", ..." if len(keys) > LISTED_KEYS else "")
-    return f"  {len(keys)} {kind}" + (f": {listed}" if keys else "")
 
 
 def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
@@ -64,12 +59,10 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
     mismatched = [k for k in state_dict if k in expected and state_dict[k].shape != expected[k]]
     if missing or unexpected or any(not k.startswith(PREDICTOR_PREFIXES) for k in mismatched):
         shapes = [f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k])})" for k in mismatched]
-        raise CheckpointMismatchError("\n".join([
-            f"detector checkpoint {origin} does not match the model:", _listing("missing keys", missing),
-            _listing("unexpected keys", unexpected), _listing("shape mismatches", shapes),
+        raise CheckpointMismatchError(mismatch_message(
+            f"detector checkpoint {origin}", missing, unexpected, shapes,
             "weights= takes a whole detector of the same backbone, neck and heads; "
-            "load a backbone checkpoint with backbone_weights= instead.",
-        ]))
+            "load a backbone checkpoint with backbone_weights= instead."))
     if mismatched:
         logger.warning("%s: the number of classes differs; dropping its %s, which keep their initialisation",
                        origin, ", ".join(mismatched))
