@@ -16,6 +16,12 @@ def init_distributed() -> torch.device:
     return device
 
 
+def select_device(name: str) -> torch.device:
+    """Joins the process group (when under torchrun); `auto` is this rank's GPU when there is one, else the CPU."""
+    device = init_distributed()
+    return device if name == "auto" else torch.device(name)
+
+
 def is_distributed() -> bool:
     """True inside a process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

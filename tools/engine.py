@@ -104,7 +104,7 @@ def train_loop(
     Args:
         state: model, optimizer, scheduler, scaler and the iteration to start from.
         batches: an endless iterator of batches, already positioned at `state.iteration`.
-        step: computes the loss dict of one batch (moving it to the device is its job).
+        step: computes the loss dict of one batch (moving it to the device is its job); see `run_iteration`.
         settings: iterations, accumulation, clipping, AMP and periods.
         device: where the model runs.
         output_dir: where checkpoints and metrics go.
@@ -122,16 +122,17 @@ def train_loop(
     model = state.model
     model.train()
     outcome = "finished"
+    period = PeriodMeans()
     try:
         while state.iteration < settings.max_iter:
             started = time.perf_counter()
-            losses = run_iteration(state, batches, step, settings, device)
+            values = run_iteration(state, batches, step, settings, device)
             state.iteration += 1
+            period.add(dict(values, time=time.perf_counter() - started))
             progress.update(1)
-            progress.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{state.optimizer.param_groups[0]['lr']:.4f}")
+            progress.set_postfix(loss=f"{values['loss']:.3f}", lr=f"{state.optimizer.param_groups[0]['lr']:.4f}")
             if main and (state.iteration % settings.log_period == 0 or state.iteration == settings.max_iter):
-                writer.write(state.iteration, dict(losses, lr=state.optimizer.param_groups[0]["lr"],
-                                                   time=time.perf_counter() - started))
+                writer.write(state.iteration, dict(period.pop(), lr=state.optimizer.param_groups[0]["lr"]))
             if settings.checkpoint_period and state.iteration % settings.checkpoint_period == 0:
                 save(state, output_dir, config)
             if evaluate and settings.eval_period and state.iteration % settings.eval_period == 0 \
@@ -158,10 +159,32 @@ def train_loop(
     return outcome
 
 
+class PeriodMeans:
+    """Means of the values logged since the last `pop` (one log record per `log_period` iterations)."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def pop(self) -> dict[str, float]:
+        means = {name: total / self.counts[name] for name, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return means
+
+
 def run_iteration(
     state: TrainState, batches: Iterator, step: Callable, settings: LoopSettings, device: torch.device
 ) -> dict[str, float]:
-    """One optimizer step over `settings.accumulate` batches; returns the mean loss terms (over ranks too)."""
+    """One optimizer step over `settings.accumulate` batches; returns the mean of every term (over ranks too).
+
+    The terms whose names start with "loss" are summed into the loss that is minimised; other terms (e.g. a training
+    accuracy) are only averaged and logged.
+    """
     model, optimizer, scaler = state.model, state.optimizer, state.scaler
     optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
@@ -173,8 +196,9 @@ def run_iteration(
             with autocast(device, settings.amp):
                 losses = step(model, next(batches))
             losses = {name: value.float() for name, value in losses.items()}
-            check_finite(losses, state.iteration + 1)
-            total = sum(losses.values())
+            check_finite({name: value for name, value in losses.items() if name.startswith("loss")},
+                         state.iteration + 1)
+            total = sum(value for name, value in losses.items() if name.startswith("loss"))
             scaler.scale(total / settings.accumulate).backward()
         for name, value in dict(losses, loss=total).items():
             totals[name] = totals.get(name, 0.0) + value.item() / settings.accumulate

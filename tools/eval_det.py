@@ -15,7 +15,7 @@ from pathlib import Path
 
 import distributed
 from coco_eval import evaluate_coco, format_results, save_results
-from train_det import build_datasets, build_model, report_evaluation, resolve_config, select_device
+from train_det import build_datasets, build_model, report_evaluation, resolve_config
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,7 @@ def evaluate_model(args: argparse.Namespace) -> dict:
     if args.iou_types:
         overrides.append(f"eval.iou_types=[{','.join(args.iou_types)}]")
     config = resolve_config(argparse.Namespace(config=args.config, overrides=overrides, output_dir=None))
-    device = select_device(config["train"]["device"])
+    device = distributed.select_device(config["train"]["device"])
     _, val_set, paths = build_datasets(config)
     model = build_model(config, device)
     output_dir = Path(args.output_dir or Path(args.weights).parent)

@@ -34,7 +34,7 @@ from make_shapes import make_shapes
 from metrics import plot_curves
 from samplers import aspect_ratio_groups
 from seeded_batches import SeededSamples, training_batches
-from solver import build_optimizer, build_scheduler
+from solver import SOLVER_DEFAULTS, build_optimizer, build_scheduler
 from visualize import save_prediction_grid
 
 DEFAULTS = {
@@ -50,11 +50,7 @@ DEFAULTS = {
         "skip_empty": True, "batch_size": 2, "workers": 2, "group_by_aspect_ratio": True,
         "augment": {"hflip_prob": 0.5, "scales": None, "max_size": None, "lsj": None, "photometric": False},
     },
-    "solver": {
-        "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
-        "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
-        "warmup_factor": 0.001, "clip_grad_norm": None, "amp": False, "accumulate": 1, "sync_bn": False,
-    },
+    "solver": dict(SOLVER_DEFAULTS),
     "train": {
         "output_dir": "output/det", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
         "device": "auto",
@@ -123,12 +119,6 @@ def build_model(config: dict, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def select_device(name: str) -> torch.device:
-    """`auto` is this rank's GPU when there is one, else the CPU."""
-    device = distributed.init_distributed()
-    return device if name == "auto" else torch.device(name)
-
-
 def detection_step(device: torch.device):
     """The loss of one batch of (images, targets)."""
     def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
@@ -171,7 +161,7 @@ def flat_scores(results: dict) -> dict[str, float]:
 
 def train(config: dict, resume: bool) -> dict:
     """Trains and evaluates as `config` says; returns the final evaluation results (on the main process)."""
-    device = select_device(config["train"]["device"])
+    device = distributed.select_device(config["train"]["device"])
     torch.manual_seed(config["train"]["seed"])
     output_dir = Path(config["train"]["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)

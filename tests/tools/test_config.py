@@ -3,10 +3,12 @@ from pathlib import Path
 
 import pytest
 
+import train_cls
 from config import load_config, parse_override
 from train_det import DEFAULTS
 
-CONFIGS = sorted(p for p in Path("configs").glob("*.yaml"))
+CONFIGS = sorted(Path("configs").glob("*.yaml"))
+CLASSIFICATION_CONFIGS = sorted(Path("configs/classification").glob("*.yaml"))
 
 
 def test_override_values_are_parsed_as_yaml():
@@ -43,3 +45,9 @@ def test_model_options_are_free_form():
 def test_shipped_configs_load(path):
     config = load_config(DEFAULTS, path)
     assert config["model"]["kind"] in ("faster_rcnn", "mask_rcnn")
+
+
+@pytest.mark.parametrize("path", CLASSIFICATION_CONFIGS, ids=[p.stem for p in CLASSIFICATION_CONFIGS])
+def test_shipped_classification_configs_load(path):
+    config = load_config(train_cls.DEFAULTS, path)
+    assert config["model"]["name"].split("_")[0] in path.stem

@@ -1,4 +1,6 @@
 """The training loop's guards, on a toy model."""
+import json
+
 import pytest
 import torch
 
@@ -39,3 +41,14 @@ def test_accumulation_averages_the_micro_batches(tmp_path):
                str(tmp_path), {})
     assert len(seen) == 6 and state.iteration == 2
     assert (tmp_path / "model_final.pth").is_file()
+
+
+def test_only_loss_terms_are_minimised_and_logs_are_period_means(tmp_path):
+    state = toy_state()
+
+    def step(model, x):
+        return {"loss": model(x).sum() * 0, "accuracy": torch.tensor(float(state.iteration))}
+
+    train_loop(state, batches(), step, LoopSettings(max_iter=4, log_period=2), torch.device("cpu"), str(tmp_path), {})
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["accuracy"], r["loss"]) for r in records] == [(2, 0.5, 0.0), (4, 2.5, 0.0)]

@@ -33,3 +33,11 @@ def test_norm_and_bias_parameters_get_their_own_weight_decay():
     decay, no_decay = optimizer.param_groups
     assert len(decay["params"]) == 1 and decay["weight_decay"] == SOLVER["weight_decay"]
     assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+
+
+def test_constant_warmup_holds_the_factor_then_jumps():
+    solver = dict(SOLVER, warmup_method="constant", warmup_iters=400, warmup_factor=0.1, steps=[])
+    assert lr_factor(0, solver) == lr_factor(399, solver) == pytest.approx(0.1)
+    assert lr_factor(400, solver) == 1.0
+    with pytest.raises(ValueError, match="warmup_method='cosine'"):
+        lr_factor(0, dict(solver, warmup_method="cosine"))

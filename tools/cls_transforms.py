@@ -1,0 +1,63 @@
+"""Classification transforms (torchvision.transforms.v2): the paper's CIFAR and ImageNet augmentations, center-crop
+and 10-crop evaluation. Every random draw comes from torch's global generator, which SeededSamples seeds per sample.
+"""
+import torch
+from torchvision.transforms import v2
+
+AUGMENTATIONS = ("pad_crop", "scale", "random_resized", "none")
+
+
+def to_normalised_tensor(mean, std) -> list:
+    """PIL image → float tensor in 0-1 → (x - mean) / std."""
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+
+
+def train_transform(augment: dict, mean, std) -> v2.Compose:
+    """The training augmentation `augment["kind"]`, then an optional horizontal flip and normalisation.
+
+    Kinds: "pad_crop" (CIFAR: zero-pad `padding` pixels, random `crop`), "scale" (the paper's ImageNet scale
+    augmentation: shorter side resized to a random length in `scale_range`, random `crop`), "random_resized"
+    (torchvision's RandomResizedCrop to `crop`), "none" (resize to `crop`).
+    """
+    kind, crop = augment["kind"], augment["crop"]
+    if kind == "pad_crop":
+        steps = [v2.RandomCrop(crop, padding=augment["padding"])]
+    elif kind == "scale":
+        low, high = augment["scale_range"]
+        steps = [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
+    elif kind == "random_resized":
+        steps = [v2.RandomResizedCrop(crop, antialias=True)]
+    elif kind == "none":
+        steps = [v2.Resize((crop, crop), antialias=True)]
+    else:
+        raise ValueError(f"data.augment.kind={kind!r} is not supported; choose one of {', '.join(AUGMENTATIONS)}")
+    if augment["hflip"]:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps + to_normalised_tensor(mean, std))
+
+
+def resize_steps(resize: int | None) -> list:
+    """Resizing of the shorter side to `resize` (nothing when None)."""
+    return [] if resize is None else [v2.Resize(resize, antialias=True)]
+
+
+def eval_transform(resize: int | None, crop: int | None, mean, std) -> v2.Compose:
+    """Shorter side to `resize`, center `crop` (None: the image as it is), normalised → [3, H, W]."""
+    crop_steps = [] if crop is None else [v2.CenterCrop(crop)]
+    return v2.Compose(resize_steps(resize) + crop_steps + to_normalised_tensor(mean, std))
+
+
+class NormaliseEach:
+    """Normalises each image of a tuple of crops and stacks them → [K, 3, H, W]."""
+
+    def __init__(self, mean, std):
+        self.normalise = v2.Compose(to_normalised_tensor(mean, std))
+
+    def __call__(self, crops) -> torch.Tensor:
+        return torch.stack([self.normalise(crop) for crop in crops])
+
+
+def ten_crop_transform(resize: int | None, crop: int, mean, std) -> v2.Compose:
+    """The paper's 10-crop testing: shorter side to `resize`, then the four corner crops and the center crop and
+    their horizontal flips (torchvision's TenCrop order) → [10, 3, crop, crop]."""
+    return v2.Compose(resize_steps(resize) + [v2.TenCrop(crop), NormaliseEach(mean, std)])

@@ -1,0 +1,83 @@
+"""Evaluate a classifier: top-1/top-5, per-class accuracy and a confusion matrix, center-crop or 10-crop.
+
+Two inputs:
+- `--checkpoint`: a train_cls.py checkpoint (its config says the model and the data);
+- `--config` and `--weights`: any weights `backbones.load_weights` reads (torchvision, timm, ours...) for the model
+  and data of a config.
+
+Examples:
+    python tools/eval_cls.py --checkpoint output/shapes_cls/model_final.pth
+    python tools/eval_cls.py --checkpoint output/r56/model_final.pth data.holdout=0      # the CIFAR test set
+    python tools/eval_cls.py --config configs/classification/resnet50_imagenet.yaml --weights resnet50-0676ba61.pth \
+        --ten-crop
+    torchrun --nproc_per_node 8 tools/eval_cls.py --config configs/classification/resnet50_imagenet.yaml \
+        --weights r50.pth
+
+`--ten-crop` is the paper's Table 3 protocol: the four corners and the center of the resized image, and their
+horizontal flips, scored by the mean of the ten softmax outputs.
+"""
+import argparse
+from pathlib import Path
+
+import distributed
+from cls_evaluation import format_per_class, format_summary
+from cls_model import classifier_from_weights, load_classifier
+from cls_transforms import ten_crop_transform
+from config import load_config, merge
+from train_cls import DEFAULTS, build_datasets, eval_sizes, normalisation, report_evaluation
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", help="a train_cls.py checkpoint (model_final.pth)")
+    parser.add_argument("--config", help="YAML config of the model and its data (with --weights)")
+    parser.add_argument("--weights", help="weights of any supported format (with --config)")
+    parser.add_argument("--ten-crop", action="store_true", help="10-crop testing (corners, center and their flips)")
+    parser.add_argument("--output-dir", help="where results and the confusion matrix go (default: the weights' "
+                                             "folder)")
+    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. data.root=/data/imagenet")
+    return parser
+
+
+def load_model_and_config(args: argparse.Namespace):
+    """The model with its weights and the config (the checkpoint's or the file's, with the overrides)."""
+    if args.checkpoint:
+        if args.config or args.weights:
+            raise SystemExit("give --checkpoint alone, or --config with --weights")
+        model, saved = load_classifier(args.checkpoint)
+        return model, load_config(merge(DEFAULTS, saved), None, args.overrides), Path(args.checkpoint)
+    if not (args.config and args.weights):
+        raise SystemExit("give --checkpoint (a train_cls.py checkpoint) or --config with --weights")
+    config = load_config(DEFAULTS, args.config, args.overrides)
+    return classifier_from_weights(config["model"], args.weights), config, Path(args.weights)
+
+
+def main(args: argparse.Namespace) -> dict:
+    model, config, weights = load_model_and_config(args)
+    try:
+        device = distributed.select_device(config["train"]["device"])
+        model = model.to(device)
+        output_dir = Path(args.output_dir or weights.parent)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        val_transform, suffix = None, ""
+        if args.ten_crop:
+            resize, crop = eval_sizes(config["data"], model)
+            if crop is None:
+                raise SystemExit("--ten-crop needs a crop smaller than the image: set data.eval_crop (and "
+                                 "data.eval_resize), e.g. data.eval_resize=36 data.eval_crop=32")
+            val_transform = ten_crop_transform(resize, crop, *normalisation(config["data"], model))
+            config = merge(config, {"eval": {"batch_size": max(1, config["eval"]["batch_size"] // 10)}})
+            suffix = "_10crop"
+        _, val_set = build_datasets(config, model, val_transform)
+        results = report_evaluation(model, val_set, device, config, output_dir, final=True, suffix=suffix)
+        if distributed.is_main_process():
+            print(format_per_class(results))
+            print(("10-crop: " if args.ten_crop else "center crop: ") + format_summary(results))
+            print(f"results and confusion matrix: {output_dir}")
+        return results
+    finally:
+        distributed.cleanup()
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
