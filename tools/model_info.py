@@ -1,0 +1,70 @@
+"""Parameters and multiply-adds of registered models, counted by torch.utils.flop_counter on a real forward.
+
+The paper's Table 1 "FLOPs" are multiply-adds: FlopCounterMode counts 2 FLOPs per multiply-add, so GMACs here are
+its count / 2 (torchvision's "GFLOPS" in its model tables are the same multiply-adds).
+
+Examples:
+    python tools/model_info.py                                   # every registered model at its own input size
+    python tools/model_info.py "resnet*" --size 224
+    python tools/model_info.py resnet50 resnet101 resnet152 --style caffe
+"""
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import backbones
+
+
+def count_macs(model: torch.nn.Module, input_size: tuple[int, int, int]) -> int:
+    """Multiply-adds of one forward of a batch of one image of `input_size` (C, H, W)."""
+    model.eval()
+    device = next(model.parameters()).device
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, *input_size, device=device))
+    return counter.get_total_flops() // 2
+
+
+def model_facts(name: str, size: int | None = None, **options) -> dict:
+    """Parameters and multiply-adds of `create_backbone(name, **options)` at `size` px (default: its
+    pretrained_cfg input size), built on the meta device: shapes only, no memory, no arithmetic."""
+    with torch.device("meta"):
+        model = backbones.create_backbone(name, **options)
+    channels, height, width = model.pretrained_cfg["input_size"]
+    input_size = (channels, size, size) if size else (channels, height, width)
+    return dict(name=name, input_size=input_size, params=sum(p.numel() for p in model.parameters()),
+                macs=count_macs(model, input_size))
+
+
+def format_table(rows: list[dict]) -> str:
+    """An aligned table: model, input, params (M), GMACs."""
+    width = max(len("model"), *(len(row["name"]) for row in rows))
+    lines = [f"{'model':<{width}}  {'input':>9}  {'params (M)':>10}  {'GMACs':>8}"]
+    for row in rows:
+        side = "x".join(str(s) for s in row["input_size"][1:])
+        lines.append(f"{row['name']:<{width}}  {side:>9}  {row['params'] / 1e6:10.2f}  {row['macs'] / 1e9:8.3f}")
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="model names or fnmatch patterns (default: every registered model)")
+    parser.add_argument("--size", type=int, help="input side in pixels (default: each model's pretrained_cfg size)")
+    parser.add_argument("--style", choices=["pytorch", "caffe"], help="where bottlenecks put their stride")
+    parser.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> list[dict]:
+    names = [match for name in args.names or ["*"]
+             for match in (backbones.list_backbones(name) if any(c in name for c in "*?[") else [name])]
+    options = {key: value for key, value in (("style", args.style), ("num_classes", args.num_classes))
+               if value is not None}
+    rows = [model_facts(name, args.size, **options) for name in names]
+    print(format_table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
