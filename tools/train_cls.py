@@ -15,7 +15,6 @@ evaluation to `eval_results.json` and `confusion_matrix.png`. The final checkpoi
 """
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import torch
@@ -23,17 +22,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-import checkpoints
 import distributed
 from cls_data import build_classification_datasets
 from cls_evaluation import evaluate_classifier, format_per_class, format_summary, plot_confusion, save_results
 from cls_model import build_classifier
 from cls_transforms import eval_transform, train_transform
-from config import format_config, load_config
-from engine import LoopSettings, NonFiniteLossError, TrainState, train_loop
+from engine import train_loop
 from metrics import plot_curves
 from seeded_batches import SeededSamples, training_batches
-from solver import SOLVER_DEFAULTS, build_optimizer, build_scheduler
+from solver import SOLVER_DEFAULTS
+import training
 
 DEFAULTS = {
     "model": {"name": "resnet18", "num_classes": 10, "pretrained": None, "options": {}},
@@ -52,19 +50,12 @@ DEFAULTS = {
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML config (see configs/classification/)")
-    parser.add_argument("--output-dir", help="overrides train.output_dir")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
-    parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
-    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. solver.lr=0.01")
-    return parser
+    return training.args_parser(__doc__, "configs/classification/")
 
 
 def resolve_config(args: argparse.Namespace) -> dict:
     """Defaults, then the file, then overrides, then --output-dir."""
-    overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-    return load_config(DEFAULTS, args.config, overrides)
+    return training.resolve_config(DEFAULTS, args)
 
 
 def normalisation(data: dict, model: nn.Module) -> tuple[tuple, tuple]:
@@ -135,21 +126,8 @@ def train(config: dict, resume: bool = False) -> dict:
     train_set, val_set = build_datasets(config, model)
     model = model.to(device)
     solver = config["solver"]
-    if solver["sync_bn"] and distributed.is_distributed():
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if distributed.is_distributed():
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = build_optimizer(model, solver)
-    state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
-                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"))
-    if resume:
-        path = checkpoints.last_checkpoint(output_dir)
-        if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir}")
-        state.load_state_dict(checkpoints.load_training_state(path))
-        logging.getLogger(__name__).info("resumed from %s at iteration %d", path, state.iteration)
-    if distributed.is_main_process():
-        (output_dir / "config.yaml").write_text(format_config(config))
+    state = training.prepare_state(model, config, device, output_dir, resume)
+    model = state.model
 
     data = config["data"]
     batch_indices = training_batches(len(train_set), data["batch_size"], config["train"]["seed"],
@@ -157,28 +135,22 @@ def train(config: dict, resume: bool = False) -> dict:
                                      start_batch=state.iteration * solver["accumulate"])
     loader = DataLoader(SeededSamples(train_set), batch_sampler=batch_indices, num_workers=data["workers"],
                         generator=torch.Generator(), pin_memory=device.type == "cuda")
-    settings = LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
-                            clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"],
-                            log_period=config["train"]["log_period"],
-                            checkpoint_period=config["train"]["checkpoint_period"],
-                            eval_period=config["train"]["eval_period"])
     final: dict = {}
 
     def evaluate(iteration: int) -> dict[str, float]:
         final.clear()
-        final.update(report_evaluation(model.module if distributed.is_distributed() else model, val_set, device,
+        final.update(report_evaluation(training.unwrapped(model), val_set, device,
                                        config, output_dir, final=iteration == solver["max_iter"]))
         return {f"val/{key}": final[key] for key in ("top1", "top5", "loss")}
 
-    outcome = train_loop(state, iter(loader), classification_step(device), settings, device, str(output_dir), config,
-                         evaluate)
+    outcome = train_loop(state, iter(loader), classification_step(device), training.loop_settings(config), device,
+                         str(output_dir), config, evaluate)
     if distributed.is_main_process() and (output_dir / "metrics.jsonl").is_file():
         plot_curves(output_dir / "metrics.jsonl", output_dir / "training_curves.png",
                     score_keys=("train/top1", "val/top1", "val/top5"))
     if distributed.is_main_process():
         if outcome != "finished":
-            print(f"stopped by {outcome} at iteration {state.iteration}; checkpoint saved in {output_dir}; "
-                  f"continue with --resume")
+            print(training.stop_message(outcome, state.iteration, output_dir))
         elif final:
             print(format_per_class(final))
             print(format_summary(final))
@@ -186,16 +158,7 @@ def train(config: dict, resume: bool = False) -> dict:
 
 
 def main(args: argparse.Namespace) -> dict:
-    config = resolve_config(args)
-    if args.print_config:
-        print(format_config(config))
-        return {}
-    try:
-        return train(config, args.resume)
-    except NonFiniteLossError as error:
-        sys.exit(f"training stopped: {error}")
-    finally:
-        distributed.cleanup()
+    return training.run(args, DEFAULTS, train)
 
 
 if __name__ == "__main__":

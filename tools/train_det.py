@@ -14,27 +14,25 @@ when installed), the loss curve to `loss_curve.png`, pictures of predictions to 
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-import checkpoints
 import distributed
 import heads
 from coco_data import CocoDetection, collate_fn
 from coco_eval import format_results, save_results
-from config import format_config, load_config
 from det_inference import evaluate_detector
 from det_transforms import build_transforms
-from engine import LoopSettings, NonFiniteLossError, TrainState, train_loop
+from engine import train_loop
 from make_shapes import make_shapes
 from metrics import plot_curves
 from samplers import aspect_ratio_groups
 from seeded_batches import SeededSamples, training_batches
-from solver import SOLVER_DEFAULTS, build_optimizer, build_scheduler
+from solver import SOLVER_DEFAULTS
+import training
 from visualize import save_prediction_grid
 
 DEFAULTS = {
@@ -62,19 +60,12 @@ SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/inst
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML config (see configs/)")
-    parser.add_argument("--output-dir", help="overrides train.output_dir")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
-    parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
-    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. solver.lr=0.01")
-    return parser
+    return training.args_parser(__doc__, "configs/")
 
 
 def resolve_config(args: argparse.Namespace) -> dict:
     """Defaults, then the file, then overrides, then --output-dir."""
-    overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-    return load_config(DEFAULTS, args.config, overrides)
+    return training.resolve_config(DEFAULTS, args)
 
 
 def data_paths(data: dict) -> dict[str, Path]:
@@ -172,21 +163,8 @@ def train(config: dict, resume: bool) -> dict:
                          f"{len(train_set.class_names)} (background included)")
     model = build_model(config, device)
     solver = config["solver"]
-    if solver["sync_bn"] and distributed.is_distributed():
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if distributed.is_distributed():
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = build_optimizer(model, solver)
-    state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
-                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"))
-    if resume:
-        path = checkpoints.last_checkpoint(output_dir)
-        if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir}")
-        state.load_state_dict(checkpoints.load_training_state(path))
-        logging.getLogger(__name__).info("resumed from %s at iteration %d", path, state.iteration)
-    if distributed.is_main_process():
-        (output_dir / "config.yaml").write_text(format_config(config))
+    state = training.prepare_state(model, config, device, output_dir, resume)
+    model = state.model
 
     data = config["data"]
     groups = aspect_ratio_groups(train_set) if data["group_by_aspect_ratio"] else None
@@ -195,45 +173,30 @@ def train(config: dict, resume: bool) -> dict:
                                      start_batch=state.iteration * solver["accumulate"])
     loader = DataLoader(SeededSamples(train_set), batch_sampler=batch_indices, num_workers=data["workers"],
                         collate_fn=collate_fn, generator=torch.Generator(), persistent_workers=False)
-    settings = LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
-                            clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"],
-                            log_period=config["train"]["log_period"],
-                            checkpoint_period=config["train"]["checkpoint_period"],
-                            eval_period=config["train"]["eval_period"])
     final: dict = {}
 
     def evaluate(iteration: int) -> dict[str, float]:
         final.clear()
-        final.update(report_evaluation(model.module if distributed.is_distributed() else model, val_set,
+        final.update(report_evaluation(training.unwrapped(model), val_set,
                                        paths["val_annotations"], device, config, output_dir,
                                        draw=iteration == solver["max_iter"]))
         return flat_scores(final)
 
-    outcome = train_loop(state, iter(loader), detection_step(device), settings, device, str(output_dir), config,
-                         evaluate)
+    outcome = train_loop(state, iter(loader), detection_step(device), training.loop_settings(config), device,
+                         str(output_dir), config, evaluate)
     if distributed.is_main_process() and (output_dir / "metrics.jsonl").is_file():
         plot_curves(output_dir / "metrics.jsonl", output_dir / "loss_curve.png",
                     score_keys=tuple(f"{t}/AP" for t in iou_types_of(config)))
     if distributed.is_main_process():
         if outcome != "finished":
-            print(f"stopped by {outcome} at iteration {state.iteration}; checkpoint saved in {output_dir}; "
-                  f"continue with --resume")
+            print(training.stop_message(outcome, state.iteration, output_dir))
         elif final:
             print(format_results(final))
     return final
 
 
 def main(args: argparse.Namespace) -> dict:
-    config = resolve_config(args)
-    if args.print_config:
-        print(format_config(config))
-        return {}
-    try:
-        return train(config, args.resume)
-    except NonFiniteLossError as error:
-        sys.exit(f"training stopped: {error}")
-    finally:
-        distributed.cleanup()
+    return training.run(args, DEFAULTS, train)
 
 
 if __name__ == "__main__":

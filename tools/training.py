@@ -1,0 +1,89 @@
+"""What train_det.py and train_cls.py share around the engine: the command line, the config, wrapping the model for
+SyncBN and DDP, the optimizer and schedule, resuming, and the message of an interrupted run."""
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import checkpoints
+import distributed
+from config import format_config, load_config
+from engine import LoopSettings, NonFiniteLossError, TrainState
+from solver import build_optimizer, build_scheduler
+
+
+def args_parser(description: str, configs: str) -> argparse.ArgumentParser:
+    """--config, --output-dir, --resume, --print-config and key=value overrides."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help=f"YAML config (see {configs})")
+    parser.add_argument("--output-dir", help="overrides train.output_dir")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
+    parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. solver.lr=0.01")
+    return parser
+
+
+def resolve_config(defaults: dict, args: argparse.Namespace) -> dict:
+    """Defaults, then the file, then overrides, then --output-dir."""
+    overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
+    return load_config(defaults, args.config, overrides)
+
+
+def run(args: argparse.Namespace, defaults: dict, train: Callable[[dict, bool], dict]) -> dict:
+    """Prints the config (--print-config) or trains; a non-finite loss exits with its message."""
+    config = resolve_config(defaults, args)
+    if args.print_config:
+        print(format_config(config))
+        return {}
+    try:
+        return train(config, args.resume)
+    except NonFiniteLossError as error:
+        sys.exit(f"training stopped: {error}")
+    finally:
+        distributed.cleanup()
+
+
+def prepare_state(model: nn.Module, config: dict, device: torch.device, output_dir: Path, resume: bool
+                  ) -> TrainState:
+    """Wraps `model` (SyncBN when asked, DDP when distributed), builds optimizer, schedule and scaler, restores the
+    last checkpoint of `output_dir` when resuming, and saves the config there."""
+    solver = config["solver"]
+    if solver["sync_bn"] and distributed.is_distributed():
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if distributed.is_distributed():
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = build_optimizer(model, solver)
+    state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
+                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"))
+    if resume:
+        path = checkpoints.last_checkpoint(output_dir)
+        if path is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir}")
+        state.load_state_dict(checkpoints.load_training_state(path))
+        logging.getLogger(__name__).info("resumed from %s at iteration %d", path, state.iteration)
+    if distributed.is_main_process():
+        (output_dir / "config.yaml").write_text(format_config(config))
+    return state
+
+
+def loop_settings(config: dict) -> LoopSettings:
+    """The engine's settings from the config's solver and train sections."""
+    solver, train = config["solver"], config["train"]
+    return LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
+                        clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"], log_period=train["log_period"],
+                        checkpoint_period=train["checkpoint_period"], eval_period=train["eval_period"])
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside DDP."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def stop_message(outcome: str, iteration: int, output_dir: Path) -> str:
+    """What to tell the user after a signal stopped training."""
+    return (f"stopped by {outcome} at iteration {iteration}; checkpoint saved in {output_dir}; continue with "
+            f"--resume")
