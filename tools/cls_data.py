@@ -163,11 +163,12 @@ def ensure_shapes(data: dict) -> None:
     distributed.barrier()
 
 
-def build_classification_datasets(data: dict, train_transform, val_transform):
+def build_classification_datasets(data: dict, train_transform, val_transform, with_train: bool = True):
     """The training and validation sets of the config section `data`.
 
     With `data.holdout` > 0 the validation set is that many images held out of the training set (each with the
-    validation transform); otherwise it is the val folder or the CIFAR test set.
+    validation transform); otherwise it is the val folder or the CIFAR test set. With `with_train` False
+    (evaluation) the training set is not read unless the validation set comes out of it, and None stands for it.
     """
     kind = data["dataset"]
     if kind not in DATASETS:
@@ -175,20 +176,22 @@ def build_classification_datasets(data: dict, train_transform, val_transform):
     root = Path(data["root"])
     if kind == "shapes":
         ensure_shapes(data)
-    if kind in CIFAR:
-        def make(train, transform):
+
+    def make(train: bool, transform):
+        if kind in CIFAR:
             return CifarDataset(root, kind, train=train, transform=transform, download=data["download"])
-        train_set, val_set = make(True, train_transform), make(False, val_transform)
-        train_for_val = make(True, val_transform) if data["holdout"] else None
-    else:
-        train_set = ImageFolder(root / data["train_dir"], train_transform)
-        val_set = ImageFolder(root / data["val_dir"], val_transform)
-        train_for_val = ImageFolder(root / data["train_dir"], val_transform) if data["holdout"] else None
+        return ImageFolder(root / data["train_dir" if train else "val_dir"], transform)
+
+    if data["holdout"]:
+        val_set = holdout_split(make(True, val_transform), data["holdout"], data["seed"])[1]
+        train_set = holdout_split(make(True, train_transform), data["holdout"], data["seed"])[0] if with_train else None
+        return train_set, val_set
+    val_set = make(False, val_transform)
+    if not with_train:
+        return None, val_set
+    train_set = make(True, train_transform)
     if val_set.classes != train_set.classes:
         differing = sorted(set(train_set.classes) ^ set(val_set.classes))
         raise ValueError(f"the training and validation sets of {root} have different classes "
                          f"({len(train_set.classes)} vs {len(val_set.classes)}; differing: {differing[:10]})")
-    if data["holdout"]:
-        train_set, _ = holdout_split(train_set, data["holdout"], data["seed"])
-        _, val_set = holdout_split(train_for_val, data["holdout"], data["seed"])
     return train_set, val_set

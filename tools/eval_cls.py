@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> dict:
             val_transform = ten_crop_transform(resize, crop, *normalisation(config["data"], model))
             config = merge(config, {"eval": {"batch_size": max(1, config["eval"]["batch_size"] // 10)}})
             suffix = "_10crop"
-        _, val_set = build_datasets(config, model, val_transform)
+        _, val_set = build_datasets(config, model, val_transform, with_train=False)
         results = report_evaluation(model, val_set, device, config, output_dir, final=True, suffix=suffix)
         if distributed.is_main_process():
             print(format_per_class(results))

@@ -17,8 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from cls_model import load_classifier
-from cls_transforms import eval_transform
-from train_cls import build_datasets, eval_sizes, normalisation
+from train_cls import build_datasets
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -66,8 +65,7 @@ def checkpoint_stds(path: str | Path, num_images: int, batch_size: int, device: 
                     ) -> tuple[str, list[tuple[str, float]]]:
     """(model name, response stds) of a train_cls.py checkpoint on up to `num_images` of its validation set."""
     model, config = load_classifier(path)
-    data = config["data"]
-    _, val_set = build_datasets(config, model, eval_transform(*eval_sizes(data, model), *normalisation(data, model)))
+    _, val_set = build_datasets(config, model, with_train=False)  # center-crop evaluation transform
     subset = Subset(val_set, range(min(num_images, len(val_set))))
     batches = (images for images, _ in DataLoader(subset, batch_size=batch_size))
     return config["model"]["name"], response_stds(model, batches, device)

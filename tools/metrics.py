@@ -65,8 +65,8 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path, loss_prefix: str
         for key in score_keys:
             points = [(r["iteration"], r[key]) for r in score_records if r.get(key) is not None]
             if points:
-                axes[0][1].plot(*zip(*points), marker="o", label=key)
-        axes[0][1].set(xlabel="iteration", title="evaluation")
+                axes[0][1].plot(*zip(*points), marker="o" if len(points) <= 30 else None, label=key)
+        axes[0][1].set(xlabel="iteration", title="scores")
         axes[0][1].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)

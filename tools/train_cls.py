@@ -78,18 +78,19 @@ def eval_sizes(data: dict, model: nn.Module) -> tuple[int | None, int | None]:
     return data["eval_resize"], data["eval_crop"]
 
 
-def build_datasets(config: dict, model: nn.Module, val_transform=None):
-    """The training and validation sets of the config; `val_transform` replaces the center-crop evaluation."""
+def build_datasets(config: dict, model: nn.Module, val_transform=None, with_train: bool = True):
+    """The training and validation sets of the config (the training set None unless `with_train`);
+    `val_transform` replaces the center-crop evaluation."""
     data = config["data"]
     mean, std = normalisation(data, model)
     if val_transform is None:
         val_transform = eval_transform(*eval_sizes(data, model), mean, std)
     train_set, val_set = build_classification_datasets(data, train_transform(data["augment"], mean, std),
-                                                       val_transform)
-    if len(train_set.classes) != config["model"]["num_classes"]:
+                                                       val_transform, with_train)
+    if len(val_set.classes) != config["model"]["num_classes"]:
         raise ValueError(f"model.num_classes={config['model']['num_classes']} but the {data['dataset']} data in "
-                         f"{data['root']} has {len(train_set.classes)} classes; set "
-                         f"model.num_classes={len(train_set.classes)}")
+                         f"{data['root']} has {len(val_set.classes)} classes; set "
+                         f"model.num_classes={len(val_set.classes)}")
     return train_set, val_set
 
 

@@ -49,11 +49,15 @@ def run(args: argparse.Namespace, defaults: dict, train: Callable[[dict, bool], 
 
 def prepare_state(model: nn.Module, config: dict, device: torch.device, output_dir: Path, resume: bool
                   ) -> TrainState:
-    """Wraps `model` (SyncBN when asked, DDP when distributed), builds optimizer, schedule and scaler, restores the
+    """Wraps `model` (SyncBN when asked and on GPUs, DDP when distributed), builds optimizer, schedule and scaler, restores the
     last checkpoint of `output_dir` when resuming, and saves the config there."""
     solver = config["solver"]
     if solver["sync_bn"] and distributed.is_distributed():
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif distributed.is_main_process():
+            logging.getLogger(__name__).warning("solver.sync_bn ignored: torch's SyncBatchNorm needs CUDA; each "
+                                                "process normalises with its own batch statistics")
     if distributed.is_distributed():
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(model, solver)

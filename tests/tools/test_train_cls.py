@@ -1,7 +1,10 @@
 """train_cls.py and eval_cls.py through their command lines: train, evaluate (center and 10-crop), resume, hand-off
 of the checkpoint to detection and to create_backbone, bad inputs."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -139,3 +142,16 @@ def test_corrupt_image_is_named(tmp_path, tiny_shapes_cls, quick_cls_overrides):
     overrides = [o for o in quick_cls_overrides if not o.startswith("data.root")] + [f"data.root={broken}"]
     with pytest.raises(Exception, match=victim.name):
         train(tmp_path / "out", overrides + ["solver.max_iter=20"])
+
+
+def test_two_process_gloo_ddp_run(tmp_path, quick_cls_overrides):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+         "tools/train_cls.py", "--config", CONFIG, "--output-dir", str(tmp_path)] + quick_cls_overrides
+        + ["solver.max_iter=2", "data.batch_size=4", "solver.sync_bn=true"],
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(["tools", "."]), OMP_NUM_THREADS="1"), capture_output=True,
+        text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "solver.sync_bn ignored: torch's SyncBatchNorm needs CUDA" in result.stderr
+    evaluated = json.loads((tmp_path / "eval_results.json").read_text())
+    assert evaluated["images"] == 20  # both ranks' shares of the validation set, gathered
