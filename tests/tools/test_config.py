@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+import backbones
 import train_cls
 from config import load_config, parse_override
 from train_det import DEFAULTS
@@ -50,4 +51,4 @@ def test_shipped_configs_load(path):
 @pytest.mark.parametrize("path", CLASSIFICATION_CONFIGS, ids=[p.stem for p in CLASSIFICATION_CONFIGS])
 def test_shipped_classification_configs_load(path):
     config = load_config(train_cls.DEFAULTS, path)
-    assert config["model"]["name"].split("_")[0] in path.stem
+    assert config["model"]["name"] in backbones.list_backbones()
