@@ -24,7 +24,11 @@ def test_parameters_and_default_input_size():
     assert cifar["input_size"] == (3, 32, 32) and cifar["macs"] / 1e6 == pytest.approx(41, abs=1)
 
 
-def test_cli_prints_a_row_per_matching_model(capsys):
-    rows = model_info.main(model_info.get_args_parser().parse_args(["resnet1[05]*", "plain18", "--size", "64"]))
+def test_cli_prints_a_row_per_matching_model_and_its_stages(capsys):
+    args = ["resnet1[05]*", "plain18", "--size", "64", "--per-stage"]
+    rows = model_info.main(model_info.get_args_parser().parse_args(args))
     assert [row["name"] for row in rows] == ["resnet101", "resnet152", "plain18"]
-    assert "plain18" in capsys.readouterr().out.splitlines()[-1]
+    assert all(list(row["stages"]) == ["conv1", "layer1", "layer2", "layer3", "layer4", "fc"] for row in rows)
+    assert all(sum(row["stages"].values()) == row["macs"] for row in rows)
+    header, *_, last = capsys.readouterr().out.splitlines()
+    assert header.split()[-2:] == ["layer4", "fc"] and "plain18" in last
