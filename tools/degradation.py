@@ -3,7 +3,8 @@ training and test error against iterations.
 
 The paper's claim: the deeper plain net has the higher training error (degradation), while the deeper ResNet has the
 lower one. This tool measures it on whatever data the config names (default: the offline 32 px shapes set at a CPU
-scale of minutes) and reports what it finds.
+scale of minutes) and reports what it finds: a table (parameters, final training and test error), a one-line verdict,
+`degradation.png`, and the layer_responses.py command that draws Fig. 7 from the same checkpoints.
 
 Examples:
     python tools/degradation.py                                          # plain/ResNet-20/56 on shapes, CPU
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import matplotlib
 
+import backbones
 import train_cls
+from cls_model import build_classifier
 from config import load_config
 from metrics import read_metrics
 
@@ -37,19 +40,28 @@ def family_and_depth(name: str) -> tuple[str, int]:
 
 
 def train_models(models: list[str], config_path: str, output_dir: Path, overrides: list[str],
-                 retrain: bool) -> dict[str, Path]:
-    """Trains each model under the same recipe into output_dir/<model>; returns the run folders."""
-    runs = {}
+                 retrain: bool) -> dict[str, dict]:
+    """Trains each model under the same recipe into output_dir/<model>, unless its model_final.pth exists and not
+    `retrain`; returns the config of each run."""
     for name in models:
         family_and_depth(name)
+        if name not in backbones.list_backbones():
+            raise ValueError(f"--models: {name!r} is not a registered backbone")
+    configs = {}
+    for name in models:
         run = output_dir / name
+        configs[name] = load_config(train_cls.DEFAULTS, config_path,
+                                    overrides + [f"model.name={name}", f"train.output_dir={run}"])
         if retrain or not (run / "model_final.pth").is_file():
-            config = load_config(train_cls.DEFAULTS, config_path,
-                                 overrides + [f"model.name={name}", f"train.output_dir={run}"])
             print(f"training {name} into {run}")
-            train_cls.train(config)
-        runs[name] = run
-    return runs
+            (run / "metrics.jsonl").unlink(missing_ok=True)  # train() appends; a fresh run needs a fresh file
+            train_cls.train(configs[name])
+    return configs
+
+
+def count_parameters(model_spec: dict) -> int:
+    """Parameters of the classifier that config["model"] describes."""
+    return sum(p.numel() for p in build_classifier(dict(model_spec, pretrained=None)).parameters())
 
 
 def error_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -62,8 +74,8 @@ def error_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def final_train_error(curve: list[tuple[int, float]], last: int = 5) -> float:
-    """The mean training error of the last `last` log periods (one period is a few noisy batches)."""
-    return sum(error for _, error in curve[-last:]) / len(curve[-last:])
+    """The mean training error of the last `last` log periods (one period is a few noisy batches); NaN if none."""
+    return sum(error for _, error in curve[-last:]) / len(curve[-last:]) if curve else float("nan")
 
 
 def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
@@ -74,7 +86,9 @@ def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
     for name, curve in curves.items():
         family, depth = family_and_depth(name)
         axis, colour = axes[FAMILIES.index(family)], colours[depths.index(depth) % len(colours)]
-        axis.plot(*zip(*curve["train"]), linestyle="--", linewidth=1, color=colour, label=f"{family}-{depth} train")
+        if curve["train"]:
+            axis.plot(*zip(*curve["train"]), linestyle="--", linewidth=1, color=colour,
+                      label=f"{family}-{depth} train")
         if curve["test"]:
             axis.plot(*zip(*curve["test"]), linewidth=2.5, color=colour, label=f"{family}-{depth} test")
     for axis, title in zip(axes, ("plain networks", "residual networks")):
@@ -88,34 +102,39 @@ def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
     return path
 
 
-def summary_rows(curves: dict[str, dict]) -> list[dict]:
-    """Per model: family, depth, final training error (mean of the last log periods) and final test error."""
+def summary_rows(curves: dict[str, dict], params: dict[str, int]) -> list[dict]:
+    """Per model: family, depth, parameters, final training error (mean of the last log periods) and final test
+    error."""
     rows = []
     for name, curve in curves.items():
         family, depth = family_and_depth(name)
-        rows.append(dict(model=name, family=family, depth=depth, train_error=final_train_error(curve["train"]),
+        rows.append(dict(model=name, family=family, depth=depth, params=params[name],
+                         train_error=final_train_error(curve["train"]),
                          test_error=curve["test"][-1][1] if curve["test"] else float("nan")))
     return rows
 
 
 def verdict(rows: list[dict]) -> str:
-    """Whether the deeper net of each family ends with a higher training error than the shallower one."""
-    lines = []
-    for family in FAMILIES:
+    """One line: does the deepest net of each family end with a higher training error than the shallowest (the
+    paper: higher for plain nets, lower for ResNets)?"""
+    parts = []
+    for family, paper in (("plain", "higher"), ("resnet", "lower or equal")):
         members = sorted((row for row in rows if row["family"] == family), key=lambda row: row["depth"])
         if len(members) < 2:
             continue
         shallow, deep = members[0], members[-1]
-        worse = deep["train_error"] > shallow["train_error"]
-        lines.append(f"{family}: {deep['depth']} layers end with {'HIGHER' if worse else 'lower or equal'} training "
-                     f"error than {shallow['depth']} ({deep['train_error']:.1f}% vs {shallow['train_error']:.1f}%)"
-                     + (" - degradation" if worse else ""))
-    return "\n".join(lines)
+        found = "higher" if deep["train_error"] > shallow["train_error"] else "lower or equal"
+        parts.append(f"{family}-{deep['depth']} ends with {found} training error than {family}-{shallow['depth']} "
+                     f"({deep['train_error']:.1f}% vs {shallow['train_error']:.1f}%), "
+                     f"{'as in' if found == paper else 'unlike'} the paper")
+    return "verdict: " + ("; ".join(parts) if parts else "no family has two depths to compare")
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'model':<16} {'depth':>5} {'train err %':>11} {'test err %':>10}"]
-    lines += [f"{r['model']:<16} {r['depth']:>5} {r['train_error']:11.2f} {r['test_error']:10.2f}" for r in rows]
+    """The summary as a table."""
+    lines = [f"{'model':<16} {'depth':>5} {'params':>10} {'train err %':>11} {'test err %':>10}"]
+    lines += [f"{r['model']:<16} {r['depth']:>5} {r['params']:>10,} {r['train_error']:11.2f} {r['test_error']:10.2f}"
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -132,13 +151,16 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> list[dict]:
     output_dir = Path(args.output_dir)
-    runs = train_models(args.models, args.config, output_dir, list(args.overrides), args.retrain)
+    configs = train_models(args.models, args.config, output_dir, list(args.overrides), args.retrain)
+    runs = {name: Path(config["train"]["output_dir"]) for name, config in configs.items()}
     curves = {name: error_curves(run / "metrics.jsonl") for name, run in runs.items()}
     picture = plot_degradation(curves, output_dir / "degradation.png")
-    rows = summary_rows(curves)
+    rows = summary_rows(curves, {name: count_parameters(config["model"]) for name, config in configs.items()})
     print(format_rows(rows))
     print(verdict(rows))
     print(f"picture: {picture}")
+    checkpoints = " ".join(str(run / "model_final.pth") for run in runs.values())
+    print(f"Fig. 7: python tools/layer_responses.py {checkpoints} --out {output_dir / 'layer_responses.png'}")
     return rows
 
 
