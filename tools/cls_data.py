@@ -2,6 +2,7 @@
 
 Every dataset yields (image, label) with `transform` applied to an RGB PIL image, and has `classes` and `targets`.
 """
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +91,11 @@ class CifarDataset(Dataset):
         spec = CIFAR[name]
         folder = Path(root) / spec["folder"]
         files = [folder / f for f in spec["train" if train else "test"] + [spec["meta"]]]
-        if not all(f.is_file() for f in files):
-            fetch_cifar(Path(root), name, [f for f in files if not f.is_file()], download)
+        if download:
+            fetch_cifar(Path(root), name, files)
+        elif not all(f.is_file() for f in files):
+            raise RuntimeError(f"{where_to_put(Path(root), name, files)}; data.download=false, so nothing was "
+                               f"downloaded")
         meta = load_pickle(files[-1])
         self.classes = [_text(n) for n in _field(meta, spec["names"], files[-1])]
         images, self.targets = [], []
@@ -102,6 +106,9 @@ class CifarDataset(Dataset):
             if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
                 raise ValueError(f"{path}: 'data' must be [N, 3072] uint8 with one label each; got shape "
                                  f"{list(data.shape)} and {len(labels)} labels")
+            if labels and (min(labels) < 0 or max(labels) >= len(self.classes)):
+                raise ValueError(f"{path}: {spec['labels']!r} must lie in 0..{len(self.classes) - 1} (the classes of "
+                                 f"{files[-1]}); got {min(labels)}..{max(labels)}")
             images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             self.targets += labels
         self.images = np.concatenate(images)
@@ -115,25 +122,34 @@ class CifarDataset(Dataset):
         return (self.transform(image) if self.transform else image), self.targets[index]
 
 
-def fetch_cifar(root: Path, name: str, missing: list[Path], download: bool) -> None:
-    """Downloads and extracts the official tarball into `root` (on the main process).
+def where_to_put(root: Path, name: str, files: list[Path]) -> str:
+    """Which of `files` are missing, and where to put them."""
+    spec = CIFAR[name]
+    missing = ", ".join(str(f) for f in files if not f.is_file())
+    return (f"{name}: missing {missing}. Download {spec['url']} and extract it in {root} "
+            f"(it unpacks to {root / spec['folder']}), or set data.root to the folder that holds {spec['folder']}")
+
+
+def fetch_cifar(root: Path, name: str, files: list[Path]) -> None:
+    """Makes sure `files` exist: the main process downloads and extracts the official tarball into `root` when they
+    don't. Called on every rank, which all wait for the main process.
 
     Raises:
-        RuntimeError: downloading is off or failed; the message lists the missing files and where to put them.
+        RuntimeError: downloading failed; the message lists the missing files and where to put them.
     """
-    spec = CIFAR[name]
-    where = (f"{name}: missing {', '.join(str(p) for p in missing)}. Download {spec['url']} and extract it in {root} "
-             f"(it unpacks to {root / spec['folder']}), or set data.root to the folder that holds {spec['folder']}")
-    if not download:
-        raise RuntimeError(f"{where}; data.download=false, so nothing was downloaded")
-    if distributed.is_main_process():
+    failure = None
+    if distributed.is_main_process() and not all(f.is_file() for f in files):
         from torchvision.datasets.utils import download_and_extract_archive
 
         try:
-            download_and_extract_archive(spec["url"], str(root), md5=spec["md5"])
+            download_and_extract_archive(CIFAR[name]["url"], str(root), md5=CIFAR[name]["md5"])
         except Exception as error:  # no network, proxy, bad checksum: the user needs the same advice
-            raise RuntimeError(f"{where}; downloading failed: {error}") from error
-    distributed.barrier()
+            failure = error
+    distributed.barrier()  # before raising, so that no rank waits here for ever
+    if not all(f.is_file() for f in files):
+        reason = f": {failure}" if failure else ""
+        raise RuntimeError(f"{where_to_put(root, name, files)}; downloading failed{reason} (data.download=false "
+                           f"skips the attempt)") from failure
 
 
 class LabelledSubset(Subset):
@@ -183,9 +199,13 @@ def build_classification_datasets(data: dict, train_transform, val_transform, wi
         return ImageFolder(root / data["train_dir" if train else "val_dir"], transform)
 
     if data["holdout"]:
-        val_set = holdout_split(make(True, val_transform), data["holdout"], data["seed"])[1]
-        train_set = holdout_split(make(True, train_transform), data["holdout"], data["seed"])[0] if with_train else None
-        return train_set, val_set
+        full = make(True, val_transform)
+        val_set = holdout_split(full, data["holdout"], data["seed"])[1]
+        if not with_train:
+            return None, val_set
+        full = copy.copy(full)  # the same images (read once), with the training transform
+        full.transform = train_transform
+        return holdout_split(full, data["holdout"], data["seed"])[0], val_set
     val_set = make(False, val_transform)
     if not with_train:
         return None, val_set

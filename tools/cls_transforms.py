@@ -58,6 +58,10 @@ class NormaliseEach:
 
 
 def ten_crop_transform(resize: int | None, crop: int, mean, std) -> v2.Compose:
-    """The paper's 10-crop testing: shorter side to `resize`, then the four corner crops and the center crop and
-    their horizontal flips (torchvision's TenCrop order) → [10, 3, crop, crop]."""
+    """The paper's 10-crop testing: shorter side to `resize`, then the four corner crops and the center crop, and the
+    same five crops of the mirrored image → [10, 3, crop, crop].
+
+    This is torchvision's TenCrop order: crops 0-4 are top-left, top-right, bottom-left, bottom-right, center; crop 5
+    (the mirror's top-left) is the mirror of crop 1, and crops 6, 7, 8, 9 mirror crops 0, 3, 2, 4.
+    """
     return v2.Compose(resize_steps(resize) + [v2.TenCrop(crop), NormaliseEach(mean, std)])
