@@ -18,23 +18,25 @@ def atomic_save(obj: object, path: str | Path) -> None:
     os.replace(temporary, path)
 
 
-def rng_state() -> dict:
-    """The states of every random generator a training step may draw from (torch, CUDA, numpy, python)."""
+def rng_state(device: torch.device) -> dict:
+    """This process's random generators: torch's CPU one, the one of its own GPU (when `device` is one), numpy's and
+    python's."""
     numpy_state = np.random.get_state()
     return dict(
         torch=torch.get_rng_state(),
-        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         numpy=dict(keys=torch.from_numpy(numpy_state[1].astype(np.int64)), pos=int(numpy_state[2]),
                    has_gauss=int(numpy_state[3]), cached_gaussian=float(numpy_state[4])),
         python=random.getstate(),
     )
 
 
-def set_rng_state(state: dict) -> None:
-    """Restores what `rng_state` returned."""
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Restores what `rng_state` returned; a GPU state goes to `device` when it is a GPU (a run saved on the CPU
+    leaves the GPU's generator as it is)."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     numpy_state = state["numpy"]
     np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
                          numpy_state["has_gauss"], numpy_state["cached_gaussian"]))

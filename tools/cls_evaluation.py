@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 import distributed
+from stop_signals import ignore_stop_signals
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,12 +34,14 @@ def evaluate_classifier(model: nn.Module, dataset, device: torch.device, batch_s
                         workers: int = 0) -> dict:
     """Top-1/top-5 accuracy (%), mean loss, per-class accuracy and the confusion matrix of `dataset`.
 
-    Each rank scores its share; the counts are summed over ranks, so every rank returns the whole result.
+    Each rank scores its share; the counts are gathered and summed on the main process, which alone returns the
+    result (the others return an empty dict).
     """
     model.eval()
     rank, world = distributed.get_rank(), distributed.get_world_size()
     shard = Subset(dataset, list(range(rank, len(dataset), world)))
-    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, generator=torch.Generator())
+    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, generator=torch.Generator(),
+                        pin_memory=device.type == "cuda", worker_init_fn=ignore_stop_signals)
     num_classes = len(dataset.classes)
     top_k = min(5, num_classes)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
@@ -53,7 +56,9 @@ def evaluate_classifier(model: nn.Module, dataset, device: torch.device, batch_s
         in_top_k += (probabilities.topk(top_k, dim=1).indices == labels[:, None]).any(1).sum().item()
         confusion += torch.bincount(labels * num_classes + probabilities.argmax(1),
                                     minlength=num_classes ** 2).view(num_classes, num_classes)
-    parts = distributed.all_gather_object((confusion, in_top_k, loss_sum))
+    parts = distributed.gather_to_main((confusion, in_top_k, loss_sum))
+    if parts is None:
+        return {}
     confusion = sum(part[0] for part in parts)
     images = int(confusion.sum())
     per_class = confusion.sum(1)

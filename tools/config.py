@@ -75,7 +75,8 @@ def check_keys(config: dict, defaults: dict, source: str, prefix: str = "") -> N
         if key not in defaults:
             valid = _flat_keys(defaults, prefix)
             close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys under '{prefix or '.'}': {list(defaults)}"
+            hint = (f"; did you mean '{close[0]}'?" if close
+                    else f"; valid keys under '{prefix or '.'}': {list(defaults)}")
             raise ValueError(f"unknown config key '{name}' in {source}{hint}")
         if isinstance(value, dict) and isinstance(defaults[key], dict) and name not in FREE_FORM:
             check_keys(value, defaults[key], source, name + ".")

@@ -31,6 +31,7 @@ from engine import train_loop
 from metrics import plot_curves
 from seeded_batches import SeededSamples, training_batches
 from solver import SOLVER_DEFAULTS
+from stop_signals import ignore_stop_signals
 import training
 
 DEFAULTS = {
@@ -120,7 +121,8 @@ def report_evaluation(model: nn.Module, val_set, device: torch.device, config: d
 def train(config: dict, resume: bool = False) -> dict:
     """Trains and evaluates as `config` says; returns the final evaluation results."""
     device = distributed.select_device(config["train"]["device"])
-    torch.manual_seed(config["train"]["seed"])
+    torch.manual_seed(config["train"]["seed"] + distributed.get_rank())
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # the crops have one size: the fastest kernels pay off
     output_dir = Path(config["train"]["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     model = build_classifier(config["model"])
@@ -135,16 +137,17 @@ def train(config: dict, resume: bool = False) -> dict:
                                      rank=distributed.get_rank(), world_size=distributed.get_world_size(),
                                      start_batch=state.iteration * solver["accumulate"])
     loader = DataLoader(SeededSamples(train_set), batch_sampler=batch_indices, num_workers=data["workers"],
-                        generator=torch.Generator(), pin_memory=device.type == "cuda")
+                        generator=torch.Generator(), pin_memory=device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals)
     final: dict = {}
 
     def evaluate(iteration: int) -> dict[str, float]:
         final.clear()
         final.update(report_evaluation(training.unwrapped(model), val_set, device,
                                        config, output_dir, final=iteration == solver["max_iter"]))
-        return {f"val/{key}": final[key] for key in ("top1", "top5", "loss")}
+        return {f"val/{key}": final[key] for key in ("top1", "top5", "loss") if key in final}
 
-    outcome = train_loop(state, iter(loader), classification_step(device), training.loop_settings(config), device,
+    outcome = train_loop(state, loader, classification_step(device), training.loop_settings(config),
                          str(output_dir), config, evaluate)
     if distributed.is_main_process() and (output_dir / "metrics.jsonl").is_file():
         plot_curves(output_dir / "metrics.jsonl", output_dir / "training_curves.png",

@@ -32,6 +32,7 @@ from metrics import plot_curves
 from samplers import aspect_ratio_groups
 from seeded_batches import SeededSamples, training_batches
 from solver import SOLVER_DEFAULTS
+from stop_signals import ignore_stop_signals
 import training
 from visualize import save_prediction_grid
 
@@ -53,7 +54,8 @@ DEFAULTS = {
         "output_dir": "output/det", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
         "device": "auto",
     },
-    "eval": {"iou_types": None, "backend": "pycocotools", "batch_size": 2, "draw_images": 8, "score_threshold": 0.5},
+    "eval": {"iou_types": None, "backend": "pycocotools", "batch_size": 2, "workers": None, "draw_images": 8,
+             "score_threshold": 0.5},
 }
 SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/instances_train.json",
                  "val_images": "val", "val_annotations": "annotations/instances_val.json"}
@@ -132,9 +134,10 @@ def report_evaluation(model: nn.Module, val_set: CocoDetection, annotations: Pat
                       config: dict, output_dir: Path, draw: bool) -> dict:
     """Evaluates, saves results (and pictures when `draw`) on the main process; returns the results."""
     evaluation = config["eval"]
+    workers = config["data"]["workers"] if evaluation["workers"] is None else evaluation["workers"]
     results, detections, kept = evaluate_detector(
         model, val_set, str(annotations), device, iou_types=iou_types_of(config), backend=evaluation["backend"],
-        batch_size=evaluation["batch_size"], keep=evaluation["draw_images"] if draw else 0)
+        batch_size=evaluation["batch_size"], workers=workers, keep=evaluation["draw_images"] if draw else 0)
     if distributed.is_main_process():
         save_results(results, output_dir / "eval_results.json")
         (output_dir / "detections.json").write_text(json.dumps(detections))
@@ -153,7 +156,7 @@ def flat_scores(results: dict) -> dict[str, float]:
 def train(config: dict, resume: bool) -> dict:
     """Trains and evaluates as `config` says; returns the final evaluation results (on the main process)."""
     device = distributed.select_device(config["train"]["device"])
-    torch.manual_seed(config["train"]["seed"])
+    torch.manual_seed(config["train"]["seed"] + distributed.get_rank())
     output_dir = Path(config["train"]["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set, paths = build_datasets(config)
@@ -172,7 +175,8 @@ def train(config: dict, resume: bool) -> dict:
                                      rank=distributed.get_rank(), world_size=distributed.get_world_size(),
                                      start_batch=state.iteration * solver["accumulate"])
     loader = DataLoader(SeededSamples(train_set), batch_sampler=batch_indices, num_workers=data["workers"],
-                        collate_fn=collate_fn, generator=torch.Generator(), persistent_workers=False)
+                        collate_fn=collate_fn, generator=torch.Generator(), pin_memory=device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals)
     final: dict = {}
 
     def evaluate(iteration: int) -> dict[str, float]:
@@ -182,8 +186,8 @@ def train(config: dict, resume: bool) -> dict:
                                        draw=iteration == solver["max_iter"]))
         return flat_scores(final)
 
-    outcome = train_loop(state, iter(loader), detection_step(device), training.loop_settings(config), device,
-                         str(output_dir), config, evaluate)
+    outcome = train_loop(state, loader, detection_step(device), training.loop_settings(config), str(output_dir),
+                         config, evaluate)
     if distributed.is_main_process() and (output_dir / "metrics.jsonl").is_file():
         plot_curves(output_dir / "metrics.jsonl", output_dir / "loss_curve.png",
                     score_keys=tuple(f"{t}/AP" for t in iou_types_of(config)))

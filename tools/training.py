@@ -34,23 +34,32 @@ def resolve_config(defaults: dict, args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace, defaults: dict, train: Callable[[dict, bool], dict]) -> dict:
-    """Prints the config (--print-config) or trains; a non-finite loss exits with its message."""
+    """Prints the config (--print-config) or trains. A non-finite loss, or a collective broken by another process's
+    failure, exits with a message; a broken group is left as it is, since leaving it cleanly could wait for ever."""
     config = resolve_config(defaults, args)
     if args.print_config:
         print(format_config(config))
         return {}
+    group_broken = False
     try:
         return train(config, args.resume)
     except NonFiniteLossError as error:
         sys.exit(f"training stopped: {error}")
+    except RuntimeError as error:
+        if not distributed.is_collective_error(error):
+            raise
+        group_broken = True
+        sys.exit(f"training stopped: a collective operation failed, most likely because another process of the job "
+                 f"failed or was killed (see its output): {str(error).splitlines()[0]}")
     finally:
-        distributed.cleanup()
+        if not group_broken:
+            distributed.cleanup()
 
 
 def prepare_state(model: nn.Module, config: dict, device: torch.device, output_dir: Path, resume: bool
                   ) -> TrainState:
-    """Wraps `model` (SyncBN when asked and on GPUs, DDP when distributed), builds optimizer, schedule and scaler, restores the
-    last checkpoint of `output_dir` when resuming, and saves the config there."""
+    """Wraps `model` (SyncBN when asked and on GPUs, DDP when distributed), builds optimizer, schedule and scaler,
+    restores the last checkpoint of `output_dir` when resuming, and saves the config there."""
     solver = config["solver"]
     if solver["sync_bn"] and distributed.is_distributed():
         if device.type == "cuda":
@@ -59,10 +68,12 @@ def prepare_state(model: nn.Module, config: dict, device: torch.device, output_d
             logging.getLogger(__name__).warning("solver.sync_bn ignored: torch's SyncBatchNorm needs CUDA; each "
                                                 "process normalises with its own batch statistics")
     if distributed.is_distributed():
+        buffers_change = has_batchnorm_statistics(model)
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model.broadcast_buffers = buffers_change  # an attribute in older torch, a property in newer
     optimizer = build_optimizer(model, solver)
     state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
-                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"))
+                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"), device)
     if resume:
         path = checkpoints.last_checkpoint(output_dir)
         if path is None:
@@ -72,6 +83,13 @@ def prepare_state(model: nn.Module, config: dict, device: torch.device, output_d
     if distributed.is_main_process():
         (output_dir / "config.yaml").write_text(format_config(config))
     return state
+
+
+def has_batchnorm_statistics(model: nn.Module) -> bool:
+    """True when a BatchNorm of `model` updates running statistics that DDP must broadcast from rank 0 (SyncBN keeps
+    them equal itself; frozen BN has none that change)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+               and m.track_running_stats for m in model.modules())
 
 
 def loop_settings(config: dict) -> LoopSettings:

@@ -115,6 +115,15 @@ def test_resume_continues_exactly(tmp_path, quick_cls_overrides):
         torch.testing.assert_close(resumed["model"][key], value, msg=key)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_run_without_amp_resumes_with_amp_on_the_gpu(tmp_path, quick_cls_overrides):
+    overrides = quick_cls_overrides + ["train.device=cuda", "solver.amp=false", "solver.max_iter=2"]
+    train(tmp_path, overrides)
+    train(tmp_path, overrides + ["solver.amp=true", "solver.max_iter=4"], resume=True)
+    resumed = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert resumed["iteration"] == 4 and resumed["scaler"]["scale"] > 0
+
+
 def test_classification_checkpoint_feeds_detection_and_create_backbone(trained):
     output_dir, _ = trained
     checkpoint = output_dir / "model_final.pth"

@@ -1,14 +1,11 @@
 """train_det.py and eval_det.py through their command lines: train then evaluate, resume, DDP, bad inputs."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
 import eval_det
 import train_det
@@ -52,45 +49,13 @@ def same(a: dict, b: dict) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def wait_for(condition, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            raise TimeoutError
-        time.sleep(0.05)
-
-
-def test_sigterm_saves_and_resume_continues_exactly(tmp_path, quick_overrides):
-    overrides = quick_overrides + ["solver.max_iter=8", "eval.draw_images=0"]
-    train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path / "whole", overrides)
-
-    interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        [sys.executable, "tools/train_det.py", "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml",
-         "--output-dir", str(interrupted)] + overrides, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    metrics = interrupted / "metrics.jsonl"
-    wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 3, timeout=240)
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=120)[0].decode()
-    assert process.returncode == 0, output
-    assert "stopped by SIGTERM" in output
-    stopped_at = torch.load(interrupted / (interrupted / "last_checkpoint").read_text(), weights_only=True)
-    assert 3 <= stopped_at["iteration"] < 8
-
-    train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", interrupted, overrides, resume=True)
-    whole = torch.load(tmp_path / "whole/model_final.pth", weights_only=True)
-    resumed = torch.load(interrupted / "model_final.pth", weights_only=True)
-    assert resumed["iteration"] == whole["iteration"] == 8
-    for key, value in whole["model"].items():
-        torch.testing.assert_close(resumed["model"][key], value, msg=key)
-
-
 def test_two_process_gloo_ddp_run(tmp_path, quick_overrides):
     overrides = quick_overrides + ["solver.max_iter=2", "eval.draw_images=0", "data.batch_size=1"]
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          "tools/train_det.py", "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml",
-         "--output-dir", str(tmp_path)] + overrides, env=dict(ENV, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=400)
+         "--output-dir", str(tmp_path)] + overrides, env=dict(ENV, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+        timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "model_final.pth").is_file() and "AP" in result.stdout
 
