@@ -1,6 +1,6 @@
 """Registered builders of the ResNet family and the one place that applies weights, freezing and `features_only`."""
+import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from torch import nn
 
@@ -24,7 +24,7 @@ def resolve_pretrained_cfg(arch: str, tag: str | None, cifar: bool) -> dict:
 
 
 def _create_resnet(
-    arch: str, pretrained: bool | str | Path, *, model_args: dict, pretrained_tag: str | None = None,
+    arch: str, pretrained: bool | str | os.PathLike, *, model_args: dict, pretrained_tag: str | None = None,
     features_only: bool = False, out_indices: Sequence[int] | None = None, frozen_stages: int = -1, **kwargs,
 ) -> nn.Module:
     unknown = sorted(set(kwargs) - set(MODEL_OPTIONS))
@@ -40,7 +40,7 @@ def _create_resnet(
     model.pretrained_cfg = cfg
 
     if pretrained:
-        if isinstance(pretrained, (str, Path)):
+        if isinstance(pretrained, (str, os.PathLike)):
             load_weights(model, pretrained)
         elif not cfg["tag"]:
             raise ValueError(f"no pretrained weights are registered for {arch}; pass a file: "

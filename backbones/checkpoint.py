@@ -286,8 +286,8 @@ def load_weights(
         state_dict, format_name = convert_state_dict(raw)
     except ValueError as error:
         raise ValueError(f"cannot load {origin}: {error}") from error
-    state_dict = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-    expected = {k: v.shape for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state_dict = without_batch_counters(state_dict)
+    expected = {k: v.shape for k, v in without_batch_counters(model.state_dict()).items()}
     classifier = _classifier_prefixes(model)
     missing = [k for k in expected if k not in state_dict]
     missing_classifier = [k for k in missing if k.startswith(classifier)]
@@ -308,6 +308,11 @@ def load_weights(
     model.load_state_dict(loadable, strict=False)
     logger.info("loaded %d tensors from %s (%s format)", len(loadable), origin, format_name)
     return dict(format=format_name, missing=missing, unexpected=unexpected, mismatched=mismatched, dropped=dropped)
+
+
+def without_batch_counters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` without BatchNorm's `num_batches_tracked` counters, which checkpoint and model need not share."""
+    return {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
 
 
 def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:

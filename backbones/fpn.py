@@ -6,7 +6,11 @@ import torch
 from torch import nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
+from .features import FeatureExtractor
 from .registry import create_backbone
+
+# C2-C5, the stages torchvision's detectors put their FPN on.
+FPN_STAGES = (1, 2, 3, 4)
 
 
 class BackboneWithFPN(nn.Module):
@@ -35,11 +39,28 @@ class BackboneWithFPN(nn.Module):
         return self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
 
 
+def fpn_from_backbone(
+    model: nn.Module, *, out_indices: Sequence[int] = FPN_STAGES, out_channels: int = 256,
+    extra_blocks: nn.Module | None = None,
+) -> BackboneWithFPN:
+    """Cuts `model` after its last stage in `out_indices` and puts an FPN on those stages' maps.
+
+    The one place FPN backbones are assembled: `create_fpn_backbone` and the detectors of `heads` both call it.
+
+    Args:
+        model: a whole registered backbone, weights already loaded and stages already frozen.
+        out_indices: the stages feeding the FPN (C2-C5 by default).
+        out_channels: channels of every pyramid level.
+        extra_blocks: torchvision FPN extra block; LastLevelMaxPool (P6) by default.
+    """
+    return BackboneWithFPN(FeatureExtractor(model, out_indices), out_channels, extra_blocks)
+
+
 def create_fpn_backbone(
-    name: str, *, pretrained: bool | str = False, out_indices: Sequence[int] = (1, 2, 3, 4), out_channels: int = 256,
+    name: str, *, pretrained: bool | str = False, out_indices: Sequence[int] = FPN_STAGES, out_channels: int = 256,
     extra_blocks: nn.Module | None = None, **kwargs,
 ) -> BackboneWithFPN:
-    """Creates backbone `name` with features_only over `out_indices` (C2-C5 by default) and puts an FPN on it.
+    """Creates backbone `name` and puts an FPN on its stages `out_indices` (C2-C5 by default).
 
     Args:
         name: a registered backbone name, with an optional pretrained tag.
@@ -49,5 +70,5 @@ def create_fpn_backbone(
         extra_blocks: torchvision FPN extra block; LastLevelMaxPool (P6) by default.
         **kwargs: further backbone options (frozen_stages, norm, ...).
     """
-    body = create_backbone(name, pretrained=pretrained, features_only=True, out_indices=out_indices, **kwargs)
-    return BackboneWithFPN(body, out_channels, extra_blocks)
+    model = create_backbone(name, pretrained=pretrained, **kwargs)
+    return fpn_from_backbone(model, out_indices=out_indices, out_channels=out_channels, extra_blocks=extra_blocks)

@@ -1,6 +1,7 @@
 """The timm-style registry: builders registered by name, created as `name` or `name.tag`."""
 import difflib
 import fnmatch
+import os
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -39,7 +40,7 @@ def split_name(name: str) -> tuple[str, str | None]:
     arch, _, tag = name.partition(".")
     if arch not in _BUILDERS:
         close = difflib.get_close_matches(arch, _BUILDERS, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; see backbones.list_backbones()"
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see backbones.list_backbones()"
         raise ValueError(f"unknown backbone {name!r}{hint}")
     tags = PRETRAINED_CFGS.get(arch, {})
     if tag and tag not in tags:
@@ -48,7 +49,7 @@ def split_name(name: str) -> tuple[str, str | None]:
     return arch, tag or None
 
 
-def create_backbone(name: str, pretrained: bool | str = False, **kwargs) -> nn.Module:
+def create_backbone(name: str, pretrained: bool | str | os.PathLike = False, **kwargs) -> nn.Module:
     """Creates the registered backbone `name` (`arch` or `arch.tag`).
 
     Args:

@@ -40,14 +40,12 @@ def _check_options(kind: str, neck: str, options: dict) -> None:
                          f"valid options: {', '.join(valid)}")
 
 
-def _create_resnet(backbone: str, backbone_weights: bool | str | os.PathLike | None, pretrained: bool,
-                   options: dict) -> nn.Module:
+def _detector_resnet(backbone: str, backbone_weights: bool | str | os.PathLike | None, pretrained: bool,
+                     options: dict) -> nn.Module:
     """The whole ResNet with its weights; frozen BN and a frozen stem + layer1 by default over pretrained weights."""
     norm = options.pop("norm", "frozen_bn" if pretrained else "bn")
     frozen_stages = options.pop("frozen_stages", 1 if pretrained else -1)
-    is_path = isinstance(backbone_weights, (str, os.PathLike))
-    resnet = create_backbone(backbone, pretrained=os.fspath(backbone_weights) if is_path else bool(backbone_weights),
-                             norm=norm, frozen_stages=frozen_stages)
+    resnet = create_backbone(backbone, pretrained=backbone_weights or False, norm=norm, frozen_stages=frozen_stages)
     stages = len(resnet.feature_info) - 1
     if stages != NUM_STAGES:
         raise ValueError(f"backbone {backbone!r} has {stages} stages; detectors need the {NUM_STAGES} stages of an "
@@ -61,7 +59,7 @@ def _build(kind: str, backbone: str, num_classes: int, neck: str, backbone_weigh
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r} must count the background too: 2 or more "
                          "(e.g. 81 for the 80 COCO categories)")
-    resnet = _create_resnet(backbone, backbone_weights, bool(backbone_weights) or weights is not None, options)
+    resnet = _detector_resnet(backbone, backbone_weights, bool(backbone_weights) or weights is not None, options)
     transform_options = {k: options.pop(k, default) for k, default in TRANSFORM_DEFAULTS.items()}
     head_options = {k: options.pop(k) for k in NECKS[neck].BOX_OPTIONS + NECKS[neck].MASK_OPTIONS if k in options}
     parts = NECKS[neck].build_parts(resnet, num_classes=num_classes, with_masks=kind == "mask_rcnn", **head_options)

@@ -13,11 +13,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from backbones import BackboneWithFPN, FeatureExtractor
+from backbones.fpn import FPN_STAGES, fpn_from_backbone
 from backbones.norm import make_norm
 
 BOX_HEADS = ("2fc", "4conv1fc")
-FPN_STAGES = (1, 2, 3, 4)
 ROI_LEVELS = ["0", "1", "2", "3"]
 BOX_RESOLUTION = 7
 MASK_RESOLUTION = 14
@@ -47,7 +46,7 @@ def build_parts(
     aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), fpn_channels: int = 256, box_head: str = "2fc",
     representation_size: int = 1024, mask_head_channels: int = 256, mask_head_convs: int = 4,
 ) -> dict[str, nn.Module]:
-    """Cuts `resnet` (weights already loaded) into an FPN backbone and builds the RPN and RoI head parts.
+    """Puts an FPN on C2-C5 of `resnet` as `backbones.create_fpn_backbone` does and builds the RPN and RoI heads.
 
     Args:
         resnet: the whole ResNet, weights loaded and stages frozen.
@@ -65,7 +64,7 @@ def build_parts(
         The keyword arguments `backbone`, `rpn_anchor_generator`, `rpn_head`, `box_roi_pool`, `box_head`,
         `box_predictor` (and the `mask_*` ones) of torchvision's FasterRCNN / MaskRCNN.
     """
-    backbone = BackboneWithFPN(FeatureExtractor(resnet, FPN_STAGES), fpn_channels)
+    backbone = fpn_from_backbone(resnet, out_indices=FPN_STAGES, out_channels=fpn_channels)
     num_levels = len(FPN_STAGES) + 1
     if len(anchor_sizes) != num_levels:
         raise ValueError(f"anchor_sizes={tuple(anchor_sizes)} must give one size per FPN level ({num_levels})")

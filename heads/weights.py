@@ -3,11 +3,10 @@ import logging
 import os
 import re
 
-import torch
 from torch import nn
 
 from backbones import CheckpointMismatchError, read_checkpoint
-from backbones.checkpoint import mismatch_message
+from backbones.checkpoint import mismatch_message, without_batch_counters
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +22,6 @@ LEGACY_MASK_CONV = re.compile(r"roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bia
 def _modern_name(key: str) -> str:
     match = LEGACY_MASK_CONV.fullmatch(key)
     return f"roi_heads.mask_head.{int(match.group(1)) - 1}.0.{match.group(2)}" if match else key
-
-
-def _without_batch_counters(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
 
 
 def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
@@ -52,8 +47,8 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
             count and the first keys of each kind.
     """
     origin = os.fspath(path)
-    state_dict = _without_batch_counters({_modern_name(k): v for k, v in read_checkpoint(path).items()})
-    expected = {k: v.shape for k, v in _without_batch_counters(model.state_dict()).items()}
+    state_dict = without_batch_counters({_modern_name(k): v for k, v in read_checkpoint(path).items()})
+    expected = {k: v.shape for k, v in without_batch_counters(model.state_dict()).items()}
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [k for k in state_dict if k in expected and state_dict[k].shape != expected[k]]

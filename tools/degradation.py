@@ -13,155 +13,24 @@ Examples:
     python tools/degradation.py solver.max_iter=900 --models plain20_cifar plain110_cifar resnet20_cifar resnet110_cifar
 """
 import argparse
-import re
-from pathlib import Path
 
-import matplotlib
-
-import backbones
-import train_cls
-from cls_model import build_classifier
-from config import load_config
-from metrics import read_metrics
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-DEFAULT_MODELS = ("plain20_cifar", "plain56_cifar", "resnet20_cifar", "resnet56_cifar")
-FAMILIES = ("plain", "resnet")
-
-
-def family_and_depth(name: str) -> tuple[str, int]:
-    """("plain" | "resnet", depth) of a registered name such as plain56_cifar."""
-    match = re.match(r"(plain|resnet)(\d+)", name)
-    if not match:
-        raise ValueError(f"{name!r} is not a plain or residual net of the registry (e.g. plain56_cifar)")
-    return match.group(1), int(match.group(2))
-
-
-def train_models(models: list[str], config_path: str, output_dir: Path, overrides: list[str],
-                 retrain: bool) -> dict[str, dict]:
-    """Trains each model under the same recipe into output_dir/<model>, unless its model_final.pth exists and not
-    `retrain`; returns the config of each run."""
-    for name in models:
-        family_and_depth(name)
-        if name not in backbones.list_backbones():
-            raise ValueError(f"--models: {name!r} is not a registered backbone")
-    configs = {}
-    for name in models:
-        run = output_dir / name
-        configs[name] = load_config(train_cls.DEFAULTS, config_path,
-                                    overrides + [f"model.name={name}", f"train.output_dir={run}"])
-        if retrain or not (run / "model_final.pth").is_file():
-            print(f"training {name} into {run}")
-            (run / "metrics.jsonl").unlink(missing_ok=True)  # train() appends; a fresh run needs a fresh file
-            train_cls.train(configs[name])
-    return configs
-
-
-def count_parameters(model_spec: dict) -> int:
-    """Parameters of the classifier that config["model"] describes."""
-    return sum(p.numel() for p in build_classifier(dict(model_spec, pretrained=None)).parameters())
-
-
-def error_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Training error (100 - train/top1, per log period) and test error (100 - val/top1) against iterations."""
-    records = read_metrics(metrics_path)
-    return {
-        "train": [(r["iteration"], 100 - r["train/top1"]) for r in records if r.get("train/top1") is not None],
-        "test": [(r["iteration"], 100 - r["val/top1"]) for r in records if r.get("val/top1") is not None],
-    }
-
-
-def final_train_error(curve: list[tuple[int, float]], last: int = 5) -> float:
-    """The mean training error of the last `last` log periods (one period is a few noisy batches); NaN if none."""
-    return sum(error for _, error in curve[-last:]) / len(curve[-last:]) if curve else float("nan")
-
-
-def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
-    """Fig. 6: one panel per family; thin dashed lines training error, bold lines test error, a colour per depth."""
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    depths = sorted({family_and_depth(name)[1] for name in curves})
-    for name, curve in curves.items():
-        family, depth = family_and_depth(name)
-        axis, colour = axes[FAMILIES.index(family)], colours[depths.index(depth) % len(colours)]
-        if curve["train"]:
-            axis.plot(*zip(*curve["train"]), linestyle="--", linewidth=1, color=colour,
-                      label=f"{family}-{depth} train")
-        if curve["test"]:
-            axis.plot(*zip(*curve["test"]), linewidth=2.5, color=colour, label=f"{family}-{depth} test")
-    for axis, title in zip(axes, ("plain networks", "residual networks")):
-        axis.set(xlabel="iteration", title=title)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    axes[0].set_ylabel("error (%)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-def summary_rows(curves: dict[str, dict], params: dict[str, int]) -> list[dict]:
-    """Per model: family, depth, parameters, final training error (mean of the last log periods) and final test
-    error."""
-    rows = []
-    for name, curve in curves.items():
-        family, depth = family_and_depth(name)
-        rows.append(dict(model=name, family=family, depth=depth, params=params[name],
-                         train_error=final_train_error(curve["train"]),
-                         test_error=curve["test"][-1][1] if curve["test"] else float("nan")))
-    return rows
-
-
-def verdict(rows: list[dict]) -> str:
-    """One line: does the deepest net of each family end with a higher training error than the shallowest (the
-    paper: higher for plain nets, lower for ResNets)?"""
-    parts = []
-    for family, paper in (("plain", "higher"), ("resnet", "lower or equal")):
-        members = sorted((row for row in rows if row["family"] == family), key=lambda row: row["depth"])
-        if len(members) < 2:
-            continue
-        shallow, deep = members[0], members[-1]
-        found = "higher" if deep["train_error"] > shallow["train_error"] else "lower or equal"
-        parts.append(f"{family}-{deep['depth']} ends with {found} training error than {family}-{shallow['depth']} "
-                     f"({deep['train_error']:.1f}% vs {shallow['train_error']:.1f}%), "
-                     f"{'as in' if found == paper else 'unlike'} the paper")
-    return "verdict: " + ("; ".join(parts) if parts else "no family has two depths to compare")
-
-
-def format_rows(rows: list[dict]) -> str:
-    """The summary as a table."""
-    lines = [f"{'model':<16} {'depth':>5} {'params':>10} {'train err %':>11} {'test err %':>10}"]
-    lines += [f"{r['model']:<16} {r['depth']:>5} {r['params']:>10,} {r['train_error']:11.2f} {r['test_error']:10.2f}"
-              for r in rows]
-    return "\n".join(lines)
+from workbench.analysis import degradation
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/classification/degradation_shapes_cpu.yaml",
                         help="train_cls.py config: the recipe every model trains with")
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="plain and residual models")
+    parser.add_argument("--models", nargs="+", default=list(degradation.DEFAULT_MODELS),
+                        help="plain and residual models")
     parser.add_argument("--output-dir", default="output/degradation", help="one folder per model, and the picture")
     parser.add_argument("--retrain", action="store_true", help="train again even where model_final.pth exists")
     parser.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. solver.max_iter=300")
     return parser
 
 
-def main(args: argparse.Namespace) -> list[dict]:
-    output_dir = Path(args.output_dir)
-    configs = train_models(args.models, args.config, output_dir, list(args.overrides), args.retrain)
-    runs = {name: Path(config["train"]["output_dir"]) for name, config in configs.items()}
-    curves = {name: error_curves(run / "metrics.jsonl") for name, run in runs.items()}
-    picture = plot_degradation(curves, output_dir / "degradation.png")
-    rows = summary_rows(curves, {name: count_parameters(config["model"]) for name, config in configs.items()})
-    print(format_rows(rows))
-    print(verdict(rows))
-    print(f"picture: {picture}")
-    checkpoints = " ".join(str(run / "model_final.pth") for run in runs.values())
-    print(f"Fig. 7: python tools/layer_responses.py {checkpoints} --out {output_dir / 'layer_responses.png'}")
-    return rows
+def main(args: argparse.Namespace):
+    return degradation.run_degradation(args)
 
 
 if __name__ == "__main__":

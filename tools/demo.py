@@ -7,16 +7,11 @@ Examples:
     python tools/demo.py --output-dir output/demo solver.max_iter=100
 """
 import argparse
-import time
 from pathlib import Path
 
-from config import load_config
-from make_shapes import make_shapes
-from train_det import DEFAULTS, train
+from workbench.tasks import demo
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mask_rcnn_r18_fpn_shapes_cpu.yaml"
-TARGETS = {"bbox": 0.80, "segm": 0.75}
-TIME_BUDGET_MINUTES = 10
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -27,31 +22,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(args: argparse.Namespace) -> dict:
-    output_dir = Path(args.output_dir)
-    config = load_config(DEFAULTS, args.config, list(args.overrides) + [
-        f"train.output_dir={output_dir / 'train'}", f"data.root={output_dir / 'shapes'}"])
-    started = time.perf_counter()
-    shapes = config["data"]["shapes"]
-    print(f"1/4 generating {shapes['num_train']} + {shapes['num_val']} shape images in {output_dir / 'shapes'}")
-    make_shapes(output_dir / "shapes", shapes["num_train"], shapes["num_val"], shapes["seed"], size=shapes["size"],
-                max_objects=shapes["max_objects"])
-    print(f"2/4 training Mask R-CNN {config['model']['backbone']}-{config['model']['neck'].upper()} for "
-          f"{config['solver']['max_iter']} iterations on the CPU")
-    print("3/4 evaluating on the validation split (printed below)")
-    results = train(config, resume=False)
-    minutes = (time.perf_counter() - started) / 60
-    train_dir = Path(config["train"]["output_dir"])
-    print("4/4 pictures:")
-    print(f"    predictions: {train_dir / 'predictions.png'}")
-    print(f"    loss curve:  {train_dir / 'loss_curve.png'}")
-    print(f"    metrics:     {train_dir / 'metrics.jsonl'}, results: {train_dir / 'eval_results.json'}")
-    for iou_type, target in TARGETS.items():
-        ap = results[iou_type]["stats"]["AP"]
-        print(f"{iou_type} AP {ap:.3f} (target >= {target:.2f}): {'met' if ap >= target else 'NOT met'}")
-    print(f"total time {minutes:.1f} min (target <= {TIME_BUDGET_MINUTES}): "
-          f"{'met' if minutes <= TIME_BUDGET_MINUTES else 'NOT met'}")
-    return results
+def main(args: argparse.Namespace):
+    return demo.run_demo(args)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,8 @@ Examples:
 horizontal flips, scored by the mean of the ten softmax outputs.
 """
 import argparse
-from pathlib import Path
 
-import distributed
-from cls_evaluation import format_per_class, format_summary
-from cls_model import classifier_from_weights, load_classifier
-from cls_transforms import ten_crop_transform
-from config import load_config, merge
-from train_cls import DEFAULTS, build_datasets, eval_sizes, normalisation, report_evaluation
+from workbench.tasks import classification_evaluation
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -39,44 +33,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_model_and_config(args: argparse.Namespace):
-    """The model with its weights and the config (the checkpoint's or the file's, with the overrides)."""
-    if args.checkpoint:
-        if args.config or args.weights:
-            raise SystemExit("give --checkpoint alone, or --config with --weights")
-        model, saved = load_classifier(args.checkpoint)
-        return model, load_config(merge(DEFAULTS, saved), None, args.overrides), Path(args.checkpoint)
-    if not (args.config and args.weights):
-        raise SystemExit("give --checkpoint (a train_cls.py checkpoint) or --config with --weights")
-    config = load_config(DEFAULTS, args.config, args.overrides)
-    return classifier_from_weights(config["model"], args.weights), config, Path(args.weights)
-
-
-def main(args: argparse.Namespace) -> dict:
-    model, config, weights = load_model_and_config(args)
-    try:
-        device = distributed.select_device(config["train"]["device"])
-        model = model.to(device)
-        output_dir = Path(args.output_dir or weights.parent)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        val_transform, suffix = None, ""
-        if args.ten_crop:
-            resize, crop = eval_sizes(config["data"], model)
-            if crop is None:
-                raise SystemExit("--ten-crop needs a crop smaller than the image: set data.eval_crop (and "
-                                 "data.eval_resize), e.g. data.eval_resize=36 data.eval_crop=32")
-            val_transform = ten_crop_transform(resize, crop, *normalisation(config["data"], model))
-            config = merge(config, {"eval": {"batch_size": max(1, config["eval"]["batch_size"] // 10)}})
-            suffix = "_10crop"
-        _, val_set = build_datasets(config, model, val_transform, with_train=False)
-        results = report_evaluation(model, val_set, device, config, output_dir, final=True, suffix=suffix)
-        if distributed.is_main_process():
-            print(format_per_class(results))
-            print(("10-crop: " if args.ten_crop else "center crop: ") + format_summary(results))
-            print(f"results and confusion matrix: {output_dir}")
-        return results
-    finally:
-        distributed.cleanup()
+def main(args: argparse.Namespace):
+    return classification_evaluation.evaluate(args)
 
 
 if __name__ == "__main__":

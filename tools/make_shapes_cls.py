@@ -10,110 +10,16 @@ Layout (ImageNet-style class folders, read by cls_data.ImageFolder):
     OUT/train/circle/000000.png ...   OUT/val/circle/000000.png ...   OUT/classes.txt
 
 Examples:
-    python tools/make_shapes_cls.py --out output/shapes_cls --num-train 10000 --num-val 2000 --size 32
+    python tools/make_shapes_cls.py --output-dir output/shapes_cls --num-train 10000 --num-val 2000 --size 32
 """
 import argparse
-from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-from make_shapes import NOISE_STD, SPLITS, contrasting_colour, textured_background
-
-CLASSES = ("circle", "ellipse", "square", "diamond", "triangle", "pentagon", "hexagon", "star", "cross", "ring")
-EXTENT_RANGE = (0.4, 0.9)  # the shape's diameter as a fraction of the image side
-CIRCLE_VERTICES = 48
-MARKER = "classes.txt"
-
-
-def rotation_matrix(angle: float) -> np.ndarray:
-    """The 2x2 matrix rotating (x, y) points by `angle`."""
-    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-
-
-def regular_polygon(vertices: int, radius: float, angle: float, squash: float = 1.0) -> np.ndarray:
-    """[V, 2] vertices on a circle (an ellipse when `squash` < 1) of `radius`, rotated by `angle`."""
-    directions = np.arange(vertices) * 2 * np.pi / vertices
-    points = np.stack([np.cos(directions), squash * np.sin(directions)], axis=1) * radius
-    return points @ rotation_matrix(angle).T
-
-
-def outlines(name: str, radius: float, angle: float) -> list[tuple[np.ndarray, bool]]:
-    """The polygons of a shape centred on the origin, each with whether it is filled (True) or cut out (False)."""
-    if name == "circle":
-        return [(regular_polygon(CIRCLE_VERTICES, radius, 0.0), True)]
-    if name == "ellipse":
-        return [(regular_polygon(CIRCLE_VERTICES, radius, angle, squash=0.55), True)]
-    if name == "diamond":
-        return [(regular_polygon(4, radius, angle, squash=0.6), True)]
-    if name == "ring":
-        return [(regular_polygon(CIRCLE_VERTICES, radius, 0.0), True),
-                (regular_polygon(CIRCLE_VERTICES, 0.55 * radius, 0.0), False)]
-    if name == "star":
-        points = regular_polygon(10, radius, angle)
-        points[1::2] *= 0.45
-        return [(points, True)]
-    if name == "cross":
-        a, w = radius, 0.3 * radius
-        points = np.array([(a, -w), (a, w), (w, w), (w, a), (-w, a), (-w, w), (-a, w), (-a, -w), (-w, -w), (-w, -a),
-                           (w, -a), (w, -w)])
-        return [(points @ rotation_matrix(angle).T, True)]
-    sides = {"square": 4, "triangle": 3, "pentagon": 5, "hexagon": 6}[name]
-    return [(regular_polygon(sides, radius, angle), True)]
-
-
-def shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """The bool [size, size] mask of a randomly sized, rotated and placed shape lying inside the image."""
-    radius = rng.uniform(*EXTENT_RANGE) * size / 2
-    polygons = outlines(name, radius, rng.uniform(0, 2 * np.pi))
-    extent = np.abs(np.concatenate([points for points, _ in polygons])).max(axis=0)
-    centre = rng.uniform(extent, size - extent)
-    canvas = Image.new("1", (size, size), 0)
-    draw = ImageDraw.Draw(canvas)
-    for points, filled in polygons:
-        draw.polygon([tuple(p) for p in points + centre], fill=1 if filled else 0)
-    return np.array(canvas, dtype=bool)
-
-
-def draw_image(rng: np.random.Generator, name: str, size: int) -> np.ndarray:
-    """One uint8 [size, size, 3] image of shape `name`."""
-    canvas = textured_background(rng, size)
-    mask = shape_mask(name, size, rng)
-    canvas[mask] = contrasting_colour(rng, canvas[mask].mean(axis=0, keepdims=True))
-    canvas += NOISE_STD * rng.standard_normal(size=(size, size, 1), dtype=np.float32)
-    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-
-
-def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 0, size: int = 32) -> Path:
-    """Writes both splits under `root` as class folders and returns `root`.
-
-    Args:
-        root: the dataset root; `train/`, `val/` and `classes.txt` are created in it.
-        num_train: number of training images.
-        num_val: number of validation images.
-        seed: the dataset seed; the same arguments give byte-identical files.
-        size: image side in pixels.
-    """
-    if num_train < len(CLASSES) or num_val < len(CLASSES):
-        raise ValueError(f"need at least {len(CLASSES)} images per split (one per class), got num_train={num_train}, "
-                         f"num_val={num_val}")
-    if size < 16:
-        raise ValueError(f"size must be >= 16 pixels, got {size}")
-    root = Path(root)
-    for split, count in zip(SPLITS, (num_train, num_val)):
-        for name in CLASSES:
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            name = CLASSES[index % len(CLASSES)]
-            pixels = draw_image(np.random.default_rng([seed, SPLITS.index(split), index]), name, size)
-            Image.fromarray(pixels).save(root / split / name / f"{index:06d}.png", compress_level=1)
-    (root / MARKER).write_text("\n".join(CLASSES) + "\n")
-    return root
+from workbench.data import shapes_classification
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="dataset root to write")
+    parser.add_argument("--output-dir", "--out", required=True, help="dataset root to write")
     parser.add_argument("--num-train", type=int, default=10000, help="number of training images")
     parser.add_argument("--num-val", type=int, default=2000, help="number of validation images")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same bytes)")
@@ -121,11 +27,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(args: argparse.Namespace) -> Path:
-    root = make_shapes_cls(args.out, args.num_train, args.num_val, args.seed, args.size)
-    print(f"shapes classification: {args.num_train} train and {args.num_val} val images of {len(CLASSES)} classes, "
-          f"{args.size} px, seed {args.seed}, in {root}")
-    return root
+def main(args: argparse.Namespace):
+    return shapes_classification.generate(args)
 
 
 if __name__ == "__main__":

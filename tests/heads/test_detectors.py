@@ -4,6 +4,7 @@ import pytest
 import torch
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
+import backbones
 import heads
 
 BOX_LOSSES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
@@ -59,6 +60,21 @@ def test_fpn_heads_options(fast_options):
     assert len(model.roi_heads.mask_head) == 2
     assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
     assert model.backbone.out_channels == 64
+
+
+def test_fpn_backbone_is_the_one_create_fpn_backbone_builds():
+    options = dict(norm="frozen_bn", frozen_stages=1)
+    torch.manual_seed(0)
+    detector = heads.faster_rcnn("resnet18", num_classes=3, fpn_channels=64, **options)
+    torch.manual_seed(0)
+    expected = backbones.create_fpn_backbone("resnet18", out_channels=64, **options)
+    got, want = detector.backbone.state_dict(), expected.state_dict()
+    assert list(got) == list(want)
+    torch.testing.assert_close(got, want)
+    assert [p.requires_grad for p in detector.backbone.parameters()] == [p.requires_grad for p in expected.parameters()]
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(detector.backbone.eval()(image), expected.eval()(image))
 
 
 @pytest.mark.parametrize("kwargs,named", [

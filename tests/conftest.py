@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny shapes datasets (detection and classification), the overrides that make a detector or a
+classifier CPU-quick, a free port, and the arguments a tool's command line parses."""
+import argparse
+import importlib.util
+import socket
+from pathlib import Path
+
+import pytest
+
+from workbench.data.shapes import make_shapes
+from workbench.data.shapes_classification import make_shapes_cls
+
+DEMO_CONFIG = "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    make_shapes(root, 8, 4, seed=0, size=64, max_objects=2)
+    return root
+
+
+@pytest.fixture
+def quick_overrides(tiny_shapes):
+    """Overrides of the demo config: 64 px, 3 iterations, no workers, log every iteration."""
+    return [
+        f"data.root={tiny_shapes}", "data.batch_size=2", "data.workers=0", "model.options.min_size=64",
+        "model.options.max_size=64", "solver.max_iter=3", "solver.warmup_iters=1", "train.log_period=1",
+        "train.checkpoint_period=0", "eval.batch_size=4", "eval.draw_images=2",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_shapes_cls(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes_cls")
+    make_shapes_cls(root, 40, 20, seed=0, size=32)
+    return root
+
+
+@pytest.fixture(scope="session")
+def quick_cls_overrides(tiny_shapes_cls):
+    """Overrides of the shapes classification config: 32 px, 3 iterations of 8 images, no workers."""
+    return [
+        f"data.root={tiny_shapes_cls}", "data.batch_size=8", "data.workers=0", "data.augment.crop=32",
+        "solver.max_iter=3", "solver.warmup_iters=0", "train.log_period=1", "train.checkpoint_period=0",
+        "train.eval_period=0", "eval.batch_size=16",
+    ]
+
+
+@pytest.fixture
+def free_port():
+    """A TCP port nobody listens on, for torchrun's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tool_args():
+    """`tool_args(name, argv)`: the Namespace that `tools/<name>.py` parses from `argv`. Only the tool's parser is
+    used; the function under test is the library's."""
+    def parse(name: str, argv: list[str]) -> argparse.Namespace:
+        path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"tool_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.get_args_parser().parse_args(argv)
+    return parse

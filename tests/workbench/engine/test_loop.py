@@ -1,0 +1,77 @@
+"""The training loop's guards, on a toy model."""
+import json
+
+import pytest
+import torch
+
+from workbench.engine import checkpoints
+from workbench.engine.loop import LoopSettings, NonFiniteLossError, TrainState, train_loop
+
+
+def toy_state() -> TrainState:
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0),
+                      torch.amp.GradScaler("cpu", enabled=False))
+
+
+def batches():
+    while True:
+        yield torch.ones(4, 2)
+
+
+def test_non_finite_loss_names_the_iteration_and_the_term(tmp_path):
+    def step(model, x):
+        value = model(x).mean()
+        return {"loss_ok": value, "loss_bad": value * float("nan") if state.iteration == 2 else value}
+
+    state = toy_state()
+    with pytest.raises(NonFiniteLossError, match="iteration 3: loss_bad=nan"):
+        train_loop(state, batches(), step, LoopSettings(max_iter=5), str(tmp_path), {})
+
+
+def test_accumulation_averages_the_micro_batches(tmp_path):
+    state = toy_state()
+    seen = []
+
+    def step(model, x):
+        seen.append(x)
+        return {"loss": model(x).sum()}
+
+    train_loop(state, batches(), step, LoopSettings(max_iter=2, accumulate=3, log_period=1),
+               str(tmp_path), {})
+    assert len(seen) == 6 and state.iteration == 2
+    assert (tmp_path / "model_final.pth").is_file()
+
+
+def test_only_loss_terms_are_minimised_and_logs_are_period_means(tmp_path):
+    state = toy_state()
+
+    def step(model, x):
+        return {"loss": model(x).sum() * 0, "accuracy": torch.tensor(float(state.iteration))}
+
+    train_loop(state, batches(), step, LoopSettings(max_iter=4, log_period=2), str(tmp_path), {})
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["accuracy"], r["loss"]) for r in records] == [(2, 0.5, 0.0), (4, 2.5, 0.0)]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU"))])
+@pytest.mark.parametrize("saved_with_amp, resumed_with_amp", [(False, True), (True, False)])
+def test_amp_can_be_switched_on_or_off_across_a_resume(tmp_path, device, saved_with_amp, resumed_with_amp):
+    def state_with(amp: bool) -> TrainState:
+        model = torch.nn.Linear(2, 1).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        return TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0),
+                          torch.amp.GradScaler(device, enabled=amp), torch.device(device))
+
+    def step(model, x):
+        return {"loss": model(x.to(device)).square().mean()}
+
+    saved = state_with(saved_with_amp)
+    train_loop(saved, batches(), step, LoopSettings(max_iter=2, amp=saved_with_amp), str(tmp_path), {})
+    resumed = state_with(resumed_with_amp)
+    resumed.load_state_dict(checkpoints.load_training_state(checkpoints.last_checkpoint(tmp_path)))
+    train_loop(resumed, batches(), step, LoopSettings(max_iter=4, amp=resumed_with_amp), str(tmp_path), {})
+    assert resumed.iteration == 4 and resumed.scaler.is_enabled() == resumed_with_amp
+    assert torch.isfinite(resumed.model.weight).all()

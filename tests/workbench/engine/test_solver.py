@@ -1,0 +1,43 @@
+"""Learning-rate schedule: warm-up, steps, cosine."""
+import pytest
+import torch
+
+from workbench.engine.solver import build_optimizer, build_scheduler, lr_factor
+from workbench.config.schemas import DETECTION_DEFAULTS as DEFAULTS
+
+SOLVER = dict(DEFAULTS["solver"], lr=0.1, max_iter=100, steps=[50, 80], warmup_iters=10, warmup_factor=0.1)
+
+
+def test_warmup_then_steps():
+    assert lr_factor(0, SOLVER) == pytest.approx(0.1)
+    assert lr_factor(5, SOLVER) == pytest.approx(0.55)
+    assert lr_factor(10, SOLVER) == 1.0
+    assert lr_factor(50, SOLVER) == pytest.approx(0.1)
+    assert lr_factor(80, SOLVER) == pytest.approx(0.01)
+
+
+def test_cosine_decays_to_zero():
+    solver = dict(SOLVER, schedule="cosine", warmup_iters=0)
+    assert lr_factor(0, solver) == 1.0 and lr_factor(50, solver) == pytest.approx(0.5)
+    assert lr_factor(100, solver) == pytest.approx(0.0)
+
+
+def test_bad_schedule_is_named():
+    with pytest.raises(ValueError, match="schedule='linear'"):
+        build_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1), dict(SOLVER, schedule="linear"))
+
+
+def test_norm_and_bias_parameters_get_their_own_weight_decay():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    optimizer = build_optimizer(model, dict(SOLVER, weight_decay_norm=0.0))
+    decay, no_decay = optimizer.param_groups
+    assert len(decay["params"]) == 1 and decay["weight_decay"] == SOLVER["weight_decay"]
+    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+
+
+def test_constant_warmup_holds_the_factor_then_jumps():
+    solver = dict(SOLVER, warmup_method="constant", warmup_iters=400, warmup_factor=0.1, steps=[])
+    assert lr_factor(0, solver) == lr_factor(399, solver) == pytest.approx(0.1)
+    assert lr_factor(400, solver) == 1.0
+    with pytest.raises(ValueError, match="warmup_method='cosine'"):
+        lr_factor(0, dict(solver, warmup_method="cosine"))

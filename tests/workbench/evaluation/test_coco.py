@@ -1,0 +1,204 @@
+import json
+import math
+import sys
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+import torch
+from pycocotools.coco import COCO
+
+from workbench.evaluation import coco as coco_eval
+from workbench.evaluation.coco import STATS, detections_to_coco, evaluate_coco, format_results
+from workbench.evaluation.results import save_results
+
+SIZE = 64
+CATEGORIES = [{"id": 3, "name": "circle"}, {"id": 7, "name": "square"}]
+LABEL_TO_CAT_ID = {1: 3, 2: 7}
+
+
+def rectangle(ann_id: int, image_id: int, category_id: int, box: list[float], iscrowd: int = 0) -> dict:
+    x, y, w, h = box
+    if iscrowd:
+        mask = np.zeros((SIZE, SIZE), dtype=np.uint8, order="F")
+        mask[y:y + h, x:x + w] = 1
+        segmentation = mask_util.encode(mask)
+        segmentation["counts"] = segmentation["counts"].decode()
+    else:
+        segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": [x, y, w, h], "area": w * h,
+            "iscrowd": iscrowd, "segmentation": segmentation}
+
+
+def write_gt(tmp_path, annotations: list[dict], num_images: int = 3) -> str:
+    images = [{"id": i, "file_name": f"{i}.png", "height": SIZE, "width": SIZE} for i in range(1, num_images + 1)]
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": CATEGORIES}))
+    return str(path)
+
+
+@pytest.fixture
+def gt_file(tmp_path) -> str:
+    """Three images, two categories with non-contiguous ids, small and medium objects; image 3 has none."""
+    return write_gt(tmp_path, [
+        rectangle(1, 1, 3, [4, 4, 20, 20]),
+        rectangle(2, 1, 7, [30, 30, 30, 30]),
+        rectangle(3, 2, 7, [10, 10, 40, 40]),
+        rectangle(4, 2, 3, [50, 2, 10, 12]),
+    ])
+
+
+def perfect_outputs(gt_file: str) -> tuple[list[dict], list[int]]:
+    """What a perfect Mask R-CNN would return for every image of `gt_file`."""
+    coco = COCO(gt_file)
+    cat_id_to_label = {c: label for label, c in LABEL_TO_CAT_ID.items()}
+    outputs = []
+    for image_id in coco.getImgIds():
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float)
+        masks = torch.tensor(np.array([coco.annToMask(a) for a in anns]), dtype=torch.float)
+        outputs.append({"boxes": boxes.reshape(-1, 4), "labels": torch.tensor([cat_id_to_label[a["category_id"]]
+                                                                               for a in anns], dtype=torch.int64),
+                        "scores": torch.linspace(0.9, 0.5, len(anns)), "masks": masks.reshape(-1, 1, SIZE, SIZE)})
+    return outputs, coco.getImgIds()
+
+
+def box_detection(image_id: int, category_id: int, box: list[float], score: float) -> dict:
+    return {"image_id": image_id, "category_id": category_id, "bbox": box, "score": score}
+
+
+def assert_same_numbers(a: dict, b: dict) -> None:
+    for iou_type in a:
+        for key in ("stats", "per_category"):
+            assert a[iou_type][key].keys() == b[iou_type][key].keys()
+            for name, value in a[iou_type][key].items():
+                other = b[iou_type][key][name]
+                assert (math.isnan(value) and math.isnan(other)) or value == pytest.approx(other, abs=1e-12), name
+
+
+def test_perfect_detections_score_one(gt_file):
+    outputs, image_ids = perfect_outputs(gt_file)
+    results = evaluate_coco(gt_file, detections_to_coco(outputs, image_ids, LABEL_TO_CAT_ID))
+    for iou_type in ("bbox", "segm"):
+        stats = results[iou_type]["stats"]
+        assert list(stats) == list(STATS)
+        for name in ("AP", "AP50", "AP75", "APs", "APm", "AR1", "AR10", "AR100", "ARs", "ARm"):
+            assert stats[name] == pytest.approx(1.0), (iou_type, name)
+        assert math.isnan(stats["APl"]) and math.isnan(stats["ARl"])  # no large objects: undefined, not 0
+        assert results[iou_type]["per_category"] == pytest.approx({"circle": 1.0, "square": 1.0})
+
+
+def test_detections_to_coco_round_trips_non_contiguous_ids(gt_file):
+    outputs, image_ids = perfect_outputs(gt_file)
+    detections = detections_to_coco(outputs, image_ids, LABEL_TO_CAT_ID)
+    coco = COCO(gt_file)
+    assert len(detections) == len(coco.getAnnIds())
+    by_box = {(d["image_id"], tuple(d["bbox"])): d for d in detections}
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        detection = by_box[ann["image_id"], tuple(map(float, ann["bbox"]))]
+        assert detection["category_id"] == ann["category_id"]
+        assert isinstance(detection["segmentation"]["counts"], str)
+        assert np.array_equal(mask_util.decode(detection["segmentation"]), coco.annToMask(ann))
+    json.dumps(detections)
+
+
+def test_unknown_label_is_a_clear_error():
+    output = {"boxes": torch.tensor([[0.0, 0, 5, 5]]), "labels": torch.tensor([9]), "scores": torch.tensor([0.5])}
+    with pytest.raises(ValueError, match=r"labels \[9\]"):
+        detections_to_coco([output], [1], LABEL_TO_CAT_ID)
+
+
+def test_shifted_box_matches_only_low_iou_thresholds(tmp_path):
+    gt = write_gt(tmp_path, [rectangle(1, 1, 3, [10, 10, 40, 40])], num_images=1)
+    shifted = box_detection(1, 3, [18, 10, 40, 40], 0.9)  # IoU 1280 / 1920 = 0.67: a match at 0.50..0.65 only
+    stats = evaluate_coco(gt, [shifted], iou_types=("bbox",))["bbox"]["stats"]
+    assert stats["AP50"] == pytest.approx(1.0)
+    assert stats["AP75"] == pytest.approx(0.0)
+    assert stats["AP"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster"])
+def test_empty_detections_give_zeros(gt_file, tmp_path, backend):
+    empty_file = tmp_path / "empty.json"
+    empty_file.write_text("[]")
+    for detections in ([], empty_file):
+        results = evaluate_coco(gt_file, detections, backend=backend)
+        for iou_type in ("bbox", "segm"):
+            defined = {k: v for k, v in results[iou_type]["stats"].items() if not math.isnan(v)}
+            assert defined["AP"] == 0.0 and defined["AR100"] == 0.0
+            assert set(defined.values()) == {0.0}
+            assert results[iou_type]["per_category"] == {"circle": 0.0, "square": 0.0}
+
+
+def test_crowd_region_and_image_without_ground_truth(tmp_path):
+    gt = write_gt(tmp_path, [rectangle(1, 1, 3, [4, 4, 20, 20]), rectangle(2, 1, 3, [30, 30, 30, 30], iscrowd=1)],
+                  num_images=2)
+    true_positive = box_detection(1, 3, [4, 4, 20, 20], 0.8)
+    on_crowd = box_detection(1, 3, [32, 32, 20, 20], 0.9)
+    on_empty_image = box_detection(2, 3, [4, 4, 20, 20], 0.95)
+    assert evaluate_coco(gt, [true_positive, on_crowd], iou_types="bbox")["bbox"]["stats"]["AP"] == pytest.approx(1)
+    stats = evaluate_coco(gt, [true_positive, on_crowd, on_empty_image], iou_types="bbox")["bbox"]["stats"]
+    assert stats["AP"] == pytest.approx(0.5)  # the false positive outranks the only true positive
+
+
+def test_segm_needs_segmentation(gt_file):
+    with pytest.raises(ValueError, match="segmentation"):
+        evaluate_coco(gt_file, [box_detection(1, 3, [4, 4, 20, 20], 0.9)], iou_types=("bbox", "segm"))
+
+
+def test_detections_on_unknown_images_are_a_clear_error(gt_file):
+    with pytest.raises(ValueError, match=r"image ids missing from the ground truth: \[42\]"):
+        evaluate_coco(gt_file, [box_detection(42, 3, [4, 4, 20, 20], 0.9)], iou_types="bbox")
+
+
+def test_faster_backend_missing_says_how_to_install(gt_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
+    with pytest.raises(ImportError, match=r"pip install \.\[fast\]"):
+        evaluate_coco(gt_file, [], backend="faster")
+
+
+def test_faster_backend_gives_the_same_numbers(gt_file):
+    outputs, image_ids = perfect_outputs(gt_file)
+    generator = torch.Generator().manual_seed(0)
+    for output in outputs:
+        n = len(output["boxes"])
+        jitter = torch.randn(n, 4, generator=generator) * 3
+        output["boxes"] = torch.cat([output["boxes"] + jitter, torch.tensor([[20.0, 20, 50, 45]])])
+        output["labels"] = torch.cat([output["labels"], torch.tensor([2])])
+        output["scores"] = torch.rand(n + 1, generator=generator)
+        output["masks"] = torch.cat([torch.roll(output["masks"], shifts=2, dims=-1),
+                                     torch.rand(1, 1, SIZE, SIZE, generator=generator)])
+    detections = detections_to_coco(outputs, image_ids, LABEL_TO_CAT_ID)
+    reference = evaluate_coco(gt_file, detections)
+    assert 0.0 < reference["bbox"]["stats"]["AP"] < 1.0 and 0.0 < reference["segm"]["stats"]["AP"] < 1.0
+    assert_same_numbers(reference, evaluate_coco(gt_file, detections, backend="faster"))
+    assert_same_numbers(reference, evaluate_coco(COCO(gt_file), detections, backend="faster"))
+
+
+def test_unknown_backend_and_iou_type(gt_file):
+    with pytest.raises(ValueError, match="backend"):
+        evaluate_coco(gt_file, [], backend="detectron2")
+    with pytest.raises(ValueError, match="keypoints"):
+        evaluate_coco(gt_file, [], iou_types=("keypoints",))
+
+
+def test_evaluation_is_quiet_unless_verbose(gt_file, capsys):
+    evaluate_coco(gt_file, [])
+    assert capsys.readouterr().out == ""
+    evaluate_coco(gt_file, [], iou_types="bbox", verbose=True)
+    assert "Average Precision" in capsys.readouterr().out
+
+
+def test_format_and_save_results(gt_file, tmp_path):
+    outputs, image_ids = perfect_outputs(gt_file)
+    results = evaluate_coco(gt_file, detections_to_coco(outputs, image_ids, LABEL_TO_CAT_ID))
+    table = format_results(results)
+    assert all(word in table for word in ("bbox", "segm", "AP50", "ARl", "circle", "square"))
+    path = save_results(results, tmp_path / "out" / "eval_results.json")
+    saved = json.loads(path.read_text())
+    assert saved["segm"]["stats"]["AP"] == pytest.approx(1.0)
+    assert saved["bbox"]["stats"]["APl"] is None
+
+
+def test_encode_masks_of_no_detections():
+    assert coco_eval.encode_masks(torch.zeros(0, 1, SIZE, SIZE)) == []

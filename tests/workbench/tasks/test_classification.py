@@ -1,0 +1,171 @@
+"""Classification through the command lines of train_cls.py and eval_cls.py: train, evaluate (center and 10-crop),
+resume, hand-off of the checkpoint to detection and to create_backbone, bad inputs."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import backbones
+import heads
+from workbench.config.schemas import CLASSIFICATION_DEFAULTS
+from workbench.engine import trainer
+from workbench.tasks import classification_evaluation
+from workbench.tasks.classification import ClassificationTask
+from workbench.evaluation.classifier import evaluate_classifier
+from workbench.data.classification_transforms import ten_crop_transform
+
+CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
+
+
+def train(output_dir, overrides, resume=False):
+    args = trainer.args_parser("", "").parse_args(
+        ["--config", CONFIG, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
+    return trainer.run(args, CLASSIFICATION_DEFAULTS, ClassificationTask)
+
+
+@pytest.fixture
+def evaluate(tool_args):
+    """eval_cls.py's evaluation of a command line."""
+    return lambda arguments: classification_evaluation.evaluate(tool_args("eval_cls", arguments))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, quick_cls_overrides):
+    output_dir = tmp_path_factory.mktemp("cls")
+    return output_dir, train(output_dir, quick_cls_overrides)
+
+
+def test_train_then_evaluate_through_the_cli(trained, quick_cls_overrides, tmp_path, evaluate):
+    output_dir, results = trained
+    assert set(results) == {"top1", "top5", "loss"} and 0 <= results["top1"] <= results["top5"] <= 100
+    for name in ("model_final.pth", "metrics.jsonl", "training_curves.png", "confusion_matrix.png",
+                 "eval_results.json", "config.yaml"):
+        assert (output_dir / name).is_file(), name
+    records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if "train/top1" in r] == [1, 2, 3]
+    assert records[-1]["val/top1"] == pytest.approx(results["top1"])
+
+    from_checkpoint = evaluate(["--checkpoint", str(output_dir / "model_final.pth"), "--output-dir", str(tmp_path)])
+    assert from_checkpoint["top1"] == pytest.approx(results["top1"])
+    assert from_checkpoint["images"] == sum(row["images"] for row in from_checkpoint["per_class"])
+    plain_weights = tmp_path / "weights.pth"
+    torch.save(torch.load(output_dir / "model_final.pth", weights_only=True)["model"], plain_weights)
+    from_weights = evaluate(["--config", CONFIG, "--weights", str(plain_weights), "--output-dir", str(tmp_path)]
+                            + quick_cls_overrides)
+    assert from_weights["top1"] == pytest.approx(results["top1"])
+    assert from_weights["confusion"] == from_checkpoint["confusion"]
+
+
+def test_ten_crop_cli_writes_its_own_results(trained, tmp_path, evaluate):
+    output_dir, _ = trained
+    results = evaluate(["--checkpoint", str(output_dir / "model_final.pth"), "--ten-crop", "--output-dir",
+                        str(tmp_path), "data.eval_resize=32", "data.eval_crop=28"])
+    assert (tmp_path / "eval_results_10crop.json").is_file() and (tmp_path / "confusion_matrix_10crop.png").is_file()
+    assert 0 <= results["top1"] <= 100
+
+
+def test_ten_crop_averages_the_softmax_of_corners_center_and_flips():
+    torch.manual_seed(0)
+    model = backbones.create_backbone("resnet20_cifar", num_classes=4).eval()
+    images = [Image.fromarray(torch.randint(0, 256, (20, 24, 3), dtype=torch.uint8).numpy()) for _ in range(3)]
+    labels = [0, 3, 1]
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+    class Images(torch.utils.data.Dataset):
+        classes = ["a", "b", "c", "d"]
+
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, index):
+            return ten_crop_transform(None, 16, mean, std)(images[index]), labels[index]
+
+    results = evaluate_classifier(model, Images(), torch.device("cpu"), batch_size=2)
+
+    expected_probabilities = []
+    for image in images:
+        pixels = (torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+                  - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+        height, width = pixels.shape[1:]
+        corners = [(0, 0), (0, width - 16), (height - 16, 0), (height - 16, width - 16),
+                   ((height - 16) // 2, (width - 16) // 2)]
+        crops = [pixels[:, top:top + 16, left:left + 16] for top, left in corners]
+        crops += [crop.flip(-1) for crop in crops]
+        with torch.no_grad():
+            expected_probabilities.append(model(torch.stack(crops)).softmax(1).mean(0))
+    expected = torch.stack(expected_probabilities)
+    targets = torch.tensor(labels)
+    assert results["top1"] == pytest.approx(100 * (expected.argmax(1) == targets).float().mean().item())
+    assert results["loss"] == pytest.approx(-expected[torch.arange(3), targets].log().mean().item(), rel=1e-4)
+
+
+def test_resume_continues_exactly(tmp_path, quick_cls_overrides):
+    overrides = quick_cls_overrides + ["solver.max_iter=4", "train.checkpoint_period=2"]
+    train(tmp_path / "whole", overrides)
+    shutil.copytree(tmp_path / "whole", tmp_path / "parts")
+    (tmp_path / "parts/model_final.pth").unlink()
+    (tmp_path / "parts/last_checkpoint").write_text("checkpoint_0000002.pth")  # as if stopped at iteration 2
+    train(tmp_path / "parts", overrides, resume=True)
+    whole = torch.load(tmp_path / "whole/model_final.pth", weights_only=True)
+    resumed = torch.load(tmp_path / "parts/model_final.pth", weights_only=True)
+    assert resumed["iteration"] == whole["iteration"] == 4
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, msg=key)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_run_without_amp_resumes_with_amp_on_the_gpu(tmp_path, quick_cls_overrides):
+    overrides = quick_cls_overrides + ["train.device=cuda", "solver.amp=false", "solver.max_iter=2"]
+    train(tmp_path, overrides)
+    train(tmp_path, overrides + ["solver.amp=true", "solver.max_iter=4"], resume=True)
+    resumed = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert resumed["iteration"] == 4 and resumed["scaler"]["scale"] > 0
+
+
+def test_classification_checkpoint_feeds_detection_and_create_backbone(trained):
+    output_dir, _ = trained
+    checkpoint = output_dir / "model_final.pth"
+    trained_weights = torch.load(checkpoint, weights_only=True)["model"]
+    backbone = backbones.create_backbone("resnet18", pretrained=str(checkpoint), num_classes=10)
+    for key, value in backbone.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            torch.testing.assert_close(value, trained_weights[key], msg=key)
+    detector = heads.mask_rcnn("resnet18", num_classes=4, backbone_weights=str(checkpoint))
+    body = detector.backbone.body.state_dict()
+    for key in ("conv1.weight", "layer3.1.conv2.weight", "layer4.0.bn1.running_var"):
+        torch.testing.assert_close(body[key], trained_weights[key], msg=key)
+
+
+def test_class_count_mismatch_is_named(tmp_path, quick_cls_overrides):
+    with pytest.raises(ValueError, match="model.num_classes=7 .* has 10 classes; set model.num_classes=10"):
+        train(tmp_path, quick_cls_overrides + ["model.num_classes=7"])
+
+
+def test_corrupt_image_is_named(tmp_path, tiny_shapes_cls, quick_cls_overrides):
+    broken = tmp_path / "shapes"
+    shutil.copytree(tiny_shapes_cls, broken)
+    victim = sorted((broken / "train").rglob("*.png"))[0]
+    victim.write_bytes(b"not a png")
+    overrides = [o for o in quick_cls_overrides if not o.startswith("data.root")] + [f"data.root={broken}"]
+    with pytest.raises(Exception, match=victim.name):
+        train(tmp_path / "out", overrides + ["solver.max_iter=20"])
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_run(tmp_path, quick_cls_overrides, free_port):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+         "tools/train_cls.py", "--config", CONFIG, "--output-dir", str(tmp_path)] + quick_cls_overrides
+        + ["solver.max_iter=2", "data.batch_size=4", "solver.sync_bn=true"],
+        env=dict(os.environ, PYTHONPATH=".", OMP_NUM_THREADS="1"), capture_output=True,
+        text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "solver.sync_bn ignored: torch's SyncBatchNorm needs CUDA" in result.stderr
+    evaluated = json.loads((tmp_path / "eval_results.json").read_text())
+    assert evaluated["images"] == 20  # both ranks' shares of the validation set, gathered

@@ -1,0 +1,91 @@
+"""Detection through the command lines of train_det.py and eval_det.py: train then evaluate, DDP, bad inputs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.config.schemas import DETECTION_DEFAULTS
+from workbench.engine import trainer
+from workbench.tasks import detection_evaluation
+from workbench.tasks.detection import DetectionTask
+
+ENV = dict(os.environ, PYTHONPATH=".")
+
+
+def train(config, output_dir, overrides, resume=False):
+    args = trainer.args_parser("", "").parse_args(
+        ["--config", config, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
+    return trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+
+
+@pytest.mark.parametrize("kind, neck", [("mask_rcnn", "fpn"), ("faster_rcnn", "c4")])
+def test_train_then_evaluate_through_the_cli(tmp_path, quick_overrides, kind, neck, tool_args):
+    options = ["model.options.fpn_channels=null", "model.options.representation_size=null",
+               "model.options.mask_head_convs=null", "model.options.anchor_sizes=null",
+               "model.options.mask_head_channels=null", "model.options.box_head=null"] if neck == "c4" else []
+    overrides = quick_overrides + [f"model.kind={kind}", f"model.neck={neck}"] + options
+    results = train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, overrides)
+    expected_types = {"bbox", "segm"} if kind == "mask_rcnn" else {"bbox"}
+    assert set(results) == expected_types and len(results["bbox"]["stats"]) == 12
+    for name in ("model_final.pth", "metrics.jsonl", "loss_curve.png", "predictions.png", "eval_results.json",
+                 "config.yaml"):
+        assert (tmp_path / name).is_file(), name
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if "loss" in r] == [1, 2, 3]
+
+    args = tool_args("eval_det", [
+        "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", "--weights", str(tmp_path / "model_final.pth"),
+        "--output-dir", str(tmp_path / "eval")] + overrides)
+    assert same(detection_evaluation.evaluate(args), results)
+    args = tool_args("eval_det", [
+        "--gt", str(Path(quick_overrides[0].split("=", 1)[1]) / "annotations/instances_val.json"),
+        "--dets", str(tmp_path / "detections.json"), "--iou-types", *sorted(expected_types)])
+    assert same(detection_evaluation.evaluate(args), results)
+
+
+def same(a: dict, b: dict) -> bool:
+    """Equality of result dicts in which NaN (undefined AP) equals NaN."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_run(tmp_path, quick_overrides, free_port):
+    overrides = quick_overrides + ["solver.max_iter=2", "eval.draw_images=0", "data.batch_size=1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+         "tools/train_det.py", "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml",
+         "--output-dir", str(tmp_path)] + overrides, env=dict(ENV, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+        timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "model_final.pth").is_file() and "AP" in result.stdout
+
+
+def test_unknown_config_key_is_named(tmp_path, quick_overrides):
+    with pytest.raises(ValueError, match="unknown config key 'solver.learning_rate'.*did you mean"):
+        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, quick_overrides + ["solver.learning_rate=1"])
+
+
+def test_class_count_mismatch_is_named(tmp_path, quick_overrides):
+    with pytest.raises(ValueError, match="model.num_classes=5 .* set model.num_classes=4"):
+        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, quick_overrides + ["model.num_classes=5"])
+
+
+def test_corrupt_image_is_named(tmp_path, tiny_shapes, quick_overrides):
+    broken = tmp_path / "shapes"
+    subprocess.run(["cp", "-r", str(tiny_shapes), str(broken)], check=True)
+    victim = sorted((broken / "train").iterdir())[0]
+    victim.write_bytes(b"not a png")
+    overrides = [o for o in quick_overrides if not o.startswith("data.root")] + [f"data.root={broken}"]
+    with pytest.raises(OSError, match=victim.name):
+        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path / "out", overrides + ["solver.max_iter=8"])
+
+
+def test_print_config_shows_the_merged_config(capsys):
+    args = trainer.args_parser("", "").parse_args(
+        ["--config", "configs/faster_rcnn_r101_c4_coco.yaml", "--print-config", "solver.lr=0.005"])
+    trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+    printed = capsys.readouterr().out
+    assert "neck: c4" in printed and "lr: 0.005" in printed and "backbone: resnet101.msra_in1k" in printed

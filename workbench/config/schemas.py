@@ -1,0 +1,54 @@
+"""The config schemas of detection and classification: every key, and its default, in one place.
+
+A key absent from a schema is an error (see `loader.check_keys`); a key that was renamed names its new name.
+"""
+SOLVER_DEFAULTS = {
+    "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
+    "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
+    "warmup_factor": 0.001, "warmup_method": "linear", "clip_grad_norm": None, "amp": False, "accumulate": 1,
+    "sync_bn": False,
+}
+
+DETECTION_DEFAULTS = {
+    "model": {
+        "kind": "mask_rcnn", "backbone": "resnet50", "neck": "fpn", "num_classes": 81, "backbone_weights": None,
+        "weights": None, "options": {},
+    },
+    "data": {
+        "dataset": "coco", "root": "data/coco", "train_images": "train2017",
+        "train_annotations": "annotations/instances_train2017.json", "val_images": "val2017",
+        "val_annotations": "annotations/instances_val2017.json",
+        "shapes": {"num_train": 1000, "num_val": 200, "seed": 0, "size": 128, "max_objects": 4},
+        "skip_empty": True, "batch_size": 2, "workers": 2, "group_by_aspect_ratio": True,
+        "augment": {"hflip_prob": 0.5, "scales": None, "max_size": None, "lsj": None, "photometric": False},
+    },
+    "solver": dict(SOLVER_DEFAULTS),
+    "train": {
+        "output_dir": "output/det", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
+        "device": "auto",
+    },
+    "eval": {"iou_types": None, "backend": "pycocotools", "batch_size": 2, "workers": None, "draw_images": 8,
+             "score_threshold": 0.5},
+}
+
+CLASSIFICATION_DEFAULTS = {
+    "model": {"backbone": "resnet18", "num_classes": 10, "backbone_weights": None, "options": {}},
+    "data": {
+        "dataset": "shapes", "root": "output/shapes_cls", "train_dir": "train", "val_dir": "val", "download": True,
+        "holdout": 0, "seed": 0, "shapes": {"num_train": 10000, "num_val": 2000, "size": 32, "seed": 0},
+        "batch_size": 128, "workers": 2,
+        "augment": {"kind": "pad_crop", "crop": 32, "padding": 4, "scale_range": [256, 480], "hflip": True},
+        "mean": None, "std": None, "eval_resize": None, "eval_crop": None,
+    },
+    "solver": dict(SOLVER_DEFAULTS, lr=0.1, max_iter=64000, steps=[32000, 48000], warmup_iters=0),
+    "train": {"output_dir": "output/cls", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
+              "device": "auto"},
+    "eval": {"batch_size": 256, "workers": None},
+}
+
+RENAMED_KEYS = {  # old key: new key; the same idea has one key in detection and classification
+    "model.name": "model.backbone",
+    "model.pretrained": "model.backbone_weights",
+    "model.norm": "model.options.norm",
+    "model.frozen_stages": "model.options.frozen_stages",
+}

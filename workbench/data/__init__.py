@@ -1,0 +1,1 @@
+"""Datasets, transforms and batching for detection and classification, and the synthetic shapes generators."""

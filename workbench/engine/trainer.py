@@ -1,0 +1,199 @@
+"""The training skeleton that detection and classification share: the command line, the config, the model wrapped
+for SyncBN and DDP, optimizer, schedule and resume, the seeded batches, the loop, the curves and the final report.
+
+A `Task` says what differs: how to build the model and the data, the training step, the evaluation and the report.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from workbench.config.loader import format_config, load_config
+from workbench.data.batching import SeededSamples, training_batches
+from workbench.engine import checkpoints, distributed
+from workbench.engine.loop import LoopSettings, NonFiniteLossError, TrainState, train_loop
+from workbench.engine.metrics import plot_curves
+from workbench.engine.solver import build_optimizer, build_scheduler
+from workbench.engine.stop_signals import ignore_stop_signals
+
+
+class Task:
+    """One kind of training (detection, classification) on `config`: what `train` asks of it."""
+
+    curves_file = "training_curves.png"
+    collate_fn = None  # the DataLoader's default
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def build(self, device: torch.device) -> tuple[nn.Module, Dataset, Dataset]:
+        """The model (on `device`), the training set and the validation set."""
+        raise NotImplementedError
+
+    def group_ids(self, train_set: Dataset) -> list[int] | None:
+        """A group per training sample (batches never mix groups), or None."""
+        return None
+
+    def step(self, device: torch.device):
+        """The function that computes the loss dict of one batch (see `engine.loop.run_iteration`)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, val_set: Dataset, device: torch.device, output_dir: Path,
+                 final: bool) -> dict:
+        """Evaluation results on the main process (empty elsewhere); `final` after the last iteration."""
+        raise NotImplementedError
+
+    def scores(self, results: dict) -> dict[str, float]:
+        """The scalars of `results` to log."""
+        raise NotImplementedError
+
+    def score_keys(self) -> tuple[str, ...]:
+        """The logged keys drawn beside the loss."""
+        return ()
+
+    def report(self, results: dict) -> str:
+        """What to print after the final evaluation."""
+        raise NotImplementedError
+
+    def result(self, results: dict) -> dict:
+        """What `train` returns from the final results."""
+        return results
+
+
+def args_parser(description: str, configs: str) -> argparse.ArgumentParser:
+    """--config, --output-dir, --resume, --print-config and key=value overrides."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help=f"YAML config (see {configs})")
+    parser.add_argument("--output-dir", help="overrides train.output_dir")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
+    parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. solver.lr=0.01")
+    return parser
+
+
+def resolve_config(defaults: dict, args: argparse.Namespace) -> dict:
+    """Defaults, then the file, then overrides, then --output-dir (a path, taken as it is)."""
+    config = load_config(defaults, args.config, args.overrides)
+    if args.output_dir:
+        config["train"]["output_dir"] = args.output_dir
+    return config
+
+
+def run(args: argparse.Namespace, defaults: dict, task: type[Task]) -> dict:
+    """Prints the config (--print-config) or trains `task` on it. A non-finite loss, or a collective broken by
+    another process's failure, exits with a message; a broken group is left as it is, since leaving it cleanly could
+    wait for ever."""
+    config = resolve_config(defaults, args)
+    if args.print_config:
+        print(format_config(config))
+        return {}
+    group_broken = False
+    try:
+        return train(task(config), args.resume)
+    except NonFiniteLossError as error:
+        sys.exit(f"training stopped: {error}")
+    except RuntimeError as error:
+        if not distributed.is_collective_error(error):
+            raise
+        group_broken = True
+        sys.exit(f"training stopped: a collective operation failed, most likely because another process of the job "
+                 f"failed or was killed (see its output): {str(error).splitlines()[0]}")
+    finally:
+        if not group_broken:
+            distributed.cleanup()
+
+
+def train(task: Task, resume: bool = False) -> dict:
+    """Trains and evaluates `task` as its config says; returns `task.result` of the final evaluation (on the main
+    process; empty after a stop signal)."""
+    config = task.config
+    device = distributed.select_device(config["train"]["device"])
+    torch.manual_seed(config["train"]["seed"] + distributed.get_rank())
+    output_dir = Path(config["train"]["output_dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model, train_set, val_set = task.build(device)
+    state = prepare_state(model, config, device, output_dir, resume)
+    data, solver = config["data"], config["solver"]
+    batch_indices = training_batches(len(train_set), data["batch_size"], config["train"]["seed"],
+                                     group_ids=task.group_ids(train_set), rank=distributed.get_rank(),
+                                     world_size=distributed.get_world_size(),
+                                     start_batch=state.iteration * solver["accumulate"])
+    loader = DataLoader(SeededSamples(train_set), batch_sampler=batch_indices, num_workers=data["workers"],
+                        collate_fn=task.collate_fn, generator=torch.Generator(), pin_memory=device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals)
+    final: dict = {}
+
+    def evaluate(iteration: int) -> dict[str, float]:
+        final.clear()
+        final.update(task.evaluate(unwrapped(state.model), val_set, device, output_dir,
+                                   final=iteration == solver["max_iter"]))
+        return task.scores(final) if final else {}
+
+    outcome = train_loop(state, loader, task.step(device), loop_settings(config), str(output_dir), config, evaluate)
+    if distributed.is_main_process():
+        if (output_dir / "metrics.jsonl").is_file():
+            plot_curves(output_dir / "metrics.jsonl", output_dir / task.curves_file, score_keys=task.score_keys())
+        if outcome != "finished":
+            print(stop_message(outcome, state.iteration, output_dir))
+        elif final:
+            print(task.report(final))
+    return task.result(final)
+
+
+def prepare_state(model: nn.Module, config: dict, device: torch.device, output_dir: Path, resume: bool
+                  ) -> TrainState:
+    """Wraps `model` (SyncBN when asked and on GPUs, DDP when distributed), builds optimizer, schedule and scaler,
+    restores the last checkpoint of `output_dir` when resuming, and saves the config there."""
+    solver = config["solver"]
+    if solver["sync_bn"] and distributed.is_distributed():
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif distributed.is_main_process():
+            logging.getLogger(__name__).warning("solver.sync_bn ignored: torch's SyncBatchNorm needs CUDA; each "
+                                                "process normalises with its own batch statistics")
+    if distributed.is_distributed():
+        buffers_change = has_batchnorm_statistics(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model.broadcast_buffers = buffers_change  # an attribute in older torch, a property in newer
+    optimizer = build_optimizer(model, solver)
+    state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
+                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"), device)
+    if resume:
+        path = checkpoints.last_checkpoint(output_dir)
+        if path is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir}")
+        state.load_state_dict(checkpoints.load_training_state(path))
+        logging.getLogger(__name__).info("resumed from %s at iteration %d", path, state.iteration)
+    if distributed.is_main_process():
+        (output_dir / "config.yaml").write_text(format_config(config))
+    return state
+
+
+def has_batchnorm_statistics(model: nn.Module) -> bool:
+    """True when a BatchNorm of `model` updates running statistics that DDP must broadcast from rank 0 (SyncBN keeps
+    them equal itself; frozen BN has none that change)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+               and m.track_running_stats for m in model.modules())
+
+
+def loop_settings(config: dict) -> LoopSettings:
+    """The engine's settings from the config's solver and train sections."""
+    solver, train = config["solver"], config["train"]
+    return LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
+                        clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"], log_period=train["log_period"],
+                        checkpoint_period=train["checkpoint_period"], eval_period=train["eval_period"])
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside DDP."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def stop_message(outcome: str, iteration: int, output_dir: Path) -> str:
+    """What to tell the user after a signal stopped training."""
+    return (f"stopped by {outcome} at iteration {iteration}; checkpoint saved in {output_dir}; continue with "
+            f"--resume")

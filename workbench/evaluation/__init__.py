@@ -1,0 +1,1 @@
+"""COCO evaluation, detector inference, classifier evaluation and pictures of predictions."""

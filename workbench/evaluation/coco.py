@@ -1,0 +1,249 @@
+"""COCO box and mask evaluation: model outputs to COCO results, the 12 COCO numbers and per-category AP.
+
+The ground truth is always the original annotation JSON (or a COCO object loaded from it), never one rebuilt from
+transformed data. pycocotools is the reference backend; faster-coco-eval (`pip install .[fast]`) is a drop-in that
+gives the same numbers faster.
+
+Example:
+    results = evaluate_coco("instances_val.json", detections_to_coco(outputs, image_ids, dataset.label_to_cat_id))
+    print(format_results(results))
+"""
+import contextlib
+import functools
+import io
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_convert
+
+IOU_TYPES = ("bbox", "segm")
+BACKENDS = ("pycocotools", "faster")
+STATS = {
+    "AP": "AP  @[IoU=0.50:0.95 | area=   all | maxDets=100]",
+    "AP50": "AP  @[IoU=0.50      | area=   all | maxDets=100]",
+    "AP75": "AP  @[IoU=0.75      | area=   all | maxDets=100]",
+    "APs": "AP  @[IoU=0.50:0.95 | area= small | maxDets=100]",
+    "APm": "AP  @[IoU=0.50:0.95 | area=medium | maxDets=100]",
+    "APl": "AP  @[IoU=0.50:0.95 | area= large | maxDets=100]",
+    "AR1": "AR  @[IoU=0.50:0.95 | area=   all | maxDets=  1]",
+    "AR10": "AR  @[IoU=0.50:0.95 | area=   all | maxDets= 10]",
+    "AR100": "AR  @[IoU=0.50:0.95 | area=   all | maxDets=100]",
+    "ARs": "AR  @[IoU=0.50:0.95 | area= small | maxDets=100]",
+    "ARm": "AR  @[IoU=0.50:0.95 | area=medium | maxDets=100]",
+    "ARl": "AR  @[IoU=0.50:0.95 | area= large | maxDets=100]",
+}
+
+
+def encode_masks(masks: torch.Tensor, threshold: float = 0.5) -> list[dict]:
+    """Compressed RLEs of one image's masks, all encoded in one pycocotools call.
+
+    Args:
+        masks: [N, 1, H, W] probabilities.
+        threshold: a pixel belongs to the mask when its probability is above this.
+
+    Returns:
+        N RLE dicts with `size` [H, W] and `counts` as str (JSON-ready).
+    """
+    if len(masks) == 0:
+        return []
+    binary = (masks.detach().cpu()[:, 0] > threshold).view(torch.uint8)
+    rles = mask_util.encode(np.asfortranarray(binary.permute(1, 2, 0).numpy()))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("utf-8")
+    return rles
+
+
+def _category_ids(labels: list[int], label_to_cat_id: dict[int, int]) -> list[int]:
+    missing = sorted(set(labels) - set(label_to_cat_id))
+    if missing:
+        raise ValueError(f"labels {missing} have no COCO category id; label_to_cat_id covers {sorted(label_to_cat_id)}")
+    return [label_to_cat_id[label] for label in labels]
+
+
+def image_to_coco(output: dict, image_id: int, label_to_cat_id: dict[int, int],
+                  mask_threshold: float = 0.5) -> list[dict]:
+    """COCO results of one image's model output (see `detections_to_coco`)."""
+    boxes = box_convert(output["boxes"].detach().cpu().float(), "xyxy", "xywh").tolist()
+    scores = output["scores"].detach().cpu().tolist()
+    category_ids = _category_ids(output["labels"].detach().cpu().tolist(), label_to_cat_id)
+    results = [{"image_id": image_id, "category_id": category_id, "bbox": box, "score": score}
+               for box, score, category_id in zip(boxes, scores, category_ids)]
+    if "masks" in output:
+        for result, rle in zip(results, encode_masks(output["masks"], mask_threshold)):
+            result["segmentation"] = rle
+    return results
+
+
+def detections_to_coco(outputs: list[dict], image_ids: list[int], label_to_cat_id: dict[int, int],
+                       mask_threshold: float = 0.5) -> list[dict]:
+    """COCO results of torchvision-style detector outputs.
+
+    Args:
+        outputs: per image `boxes` [N, 4] xyxy in original pixels, `labels` [N] contiguous 1..K, `scores` [N] and
+            optionally `masks` [N, 1, H, W] probabilities at original size.
+        image_ids: the COCO image id of each output.
+        label_to_cat_id: contiguous label to COCO category id.
+        mask_threshold: probability above which a mask pixel is on.
+
+    Returns:
+        One dict per detection: `image_id`, `category_id`, `bbox` [x, y, w, h], `score`, and `segmentation`
+        (compressed RLE, `counts` as str) when the outputs have masks.
+    """
+    if len(outputs) != len(image_ids):
+        raise ValueError(f"{len(outputs)} outputs but {len(image_ids)} image ids")
+    results = []
+    for output, image_id in zip(outputs, image_ids):
+        results += image_to_coco(output, int(image_id), label_to_cat_id, mask_threshold)
+    return results
+
+
+def _backend(backend: str) -> tuple[type, Callable]:
+    """The COCO class and the COCOeval factory of `backend`; faster-coco-eval's prints through `print`, as
+    pycocotools does, so that `_quiet` silences both."""
+    if backend == "pycocotools":
+        return COCO, COCOeval
+    if backend == "faster":
+        try:
+            import faster_coco_eval
+        except ImportError as error:
+            raise ImportError("backend='faster' needs faster-coco-eval: pip install .[fast]") from error
+        return faster_coco_eval.COCO, functools.partial(faster_coco_eval.COCOeval_faster, print_function=print)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _quiet(verbose: bool):
+    return contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+
+
+def _coco_from_dict(dataset: dict, coco_class: type):
+    coco = coco_class()
+    coco.dataset = dataset
+    coco.createIndex()
+    return coco
+
+
+def _load_gt(gt, coco_class: type):
+    if isinstance(gt, coco_class):
+        return gt
+    if isinstance(gt, (str, os.PathLike)):
+        return coco_class(str(gt))
+    if hasattr(gt, "dataset"):
+        return _coco_from_dict(gt.dataset, coco_class)
+    raise TypeError(f"gt must be an annotation file path or a COCO object, got {type(gt).__name__}")
+
+
+def _load_detections(detections) -> list[dict]:
+    if isinstance(detections, (str, os.PathLike)):
+        detections = json.loads(Path(detections).read_text())
+    if not isinstance(detections, list):
+        raise TypeError(f"detections must be a list of COCO result dicts or a path to one, got {type(detections)}")
+    return detections
+
+
+def _check_detections(detections: list[dict], coco_gt, iou_types: tuple[str, ...]) -> None:
+    unknown = sorted({d["image_id"] for d in detections} - set(coco_gt.getImgIds()))
+    if unknown:
+        raise ValueError(f"detections refer to image ids missing from the ground truth: {unknown[:10]}")
+    if "segm" in iou_types and any("segmentation" not in d for d in detections):
+        raise ValueError("iou type 'segm' needs a 'segmentation' (RLE) in every detection; these detections have "
+                         "boxes only: evaluate with iou_types=('bbox',) or give the model's masks")
+
+
+def _results_for(detections: list[dict], iou_type: str) -> list[dict]:
+    """Copies the result dicts (loadRes writes into them); drops `bbox` for segm so that the small/medium/large
+    split uses the mask area, as detectron2 does."""
+    if iou_type == "segm":
+        return [{k: v for k, v in d.items() if k != "bbox"} for d in detections]
+    return [dict(d) for d in detections]
+
+
+def _load_results(coco_gt, detections: list[dict]):
+    """The result COCO object; an empty one by hand for no detections (pycocotools' loadRes fails on [])."""
+    if not detections:
+        empty = {"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"], "annotations": []}
+        return _coco_from_dict(empty, type(coco_gt))
+    return coco_gt.loadRes(detections)
+
+
+def _missing_to_nan(value: float) -> float:
+    """pycocotools writes -1 where a number is undefined (e.g. no ground truth in that area range)."""
+    return float("nan") if value < 0 else float(value)
+
+
+def per_category_ap(evaluator, coco_gt) -> dict[str, float]:
+    """AP@[.50:.95] per category name (area all, 100 detections); nan for a category without ground truth."""
+    params = evaluator.params
+    precision = np.asarray(evaluator.eval["precision"])  # [IoU, recall, category, area, maxDets]
+    area, max_dets = params.areaRngLbl.index("all"), len(params.maxDets) - 1
+    result = {}
+    for k, cat_id in enumerate(params.catIds):
+        valid = precision[:, :, k, area, max_dets]
+        valid = valid[valid > -1]
+        result[coco_gt.cats[int(cat_id)]["name"]] = float(valid.mean()) if valid.size else float("nan")
+    return result
+
+
+def _evaluate(coco_gt, detections: list[dict], iou_type: str, cocoeval: Callable, verbose: bool) -> dict:
+    with _quiet(verbose):
+        evaluator = cocoeval(coco_gt, _load_results(coco_gt, _results_for(detections, iou_type)), iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = {name: _missing_to_nan(value) for name, value in zip(STATS, evaluator.stats[:len(STATS)])}
+    return {"stats": stats, "per_category": per_category_ap(evaluator, coco_gt)}
+
+
+def evaluate_coco(gt: str | Path | COCO, detections: list[dict] | str | Path, iou_types=("bbox", "segm"),
+                  backend: str = "pycocotools", verbose: bool = False) -> dict:
+    """The 12 COCO numbers and per-category AP of COCO results against the original annotation file.
+
+    Args:
+        gt: the original annotation JSON, or a COCO object loaded from it (of either backend).
+        detections: COCO result dicts (see `detections_to_coco`) or a results JSON file.
+        iou_types: any of "bbox" and "segm".
+        backend: "pycocotools" (reference) or "faster" (faster-coco-eval, same numbers).
+        verbose: let the backend print its own progress and summary.
+
+    Returns:
+        Per iou type `{"stats": {"AP": .., "AP50": .., ..., "ARl": ..}, "per_category": {name: AP}}`, values in
+        0-1, nan where COCO leaves a number undefined (pycocotools' -1), e.g. APl without large objects.
+    """
+    iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
+    unknown = set(iou_types) - set(IOU_TYPES)
+    if unknown:
+        raise ValueError(f"iou_types must be among {IOU_TYPES}, got {sorted(unknown)}")
+    coco_class, cocoeval = _backend(backend)
+    with _quiet(verbose):
+        coco_gt = _load_gt(gt, coco_class)
+    detections = _load_detections(detections)
+    _check_detections(detections, coco_gt, iou_types)
+    return {iou_type: _evaluate(coco_gt, detections, iou_type, cocoeval, verbose) for iou_type in iou_types}
+
+
+def _cell(value: float) -> str:
+    return f"{value:>8.3f}" if not math.isnan(value) else f"{'-':>8}"
+
+
+def format_results(results: dict) -> str:
+    """A table of the 12 COCO numbers, iou types side by side, then one of per-category AP ('-' is undefined)."""
+    iou_types = list(results)
+    header = "".join(f"{iou_type:>8}" for iou_type in iou_types)
+    lines = [f"{'metric':<8}{'':<46}{header}"]
+    for name, description in STATS.items():
+        lines.append(f"{name:<8}{description:<46}" + "".join(_cell(results[t]["stats"][name]) for t in iou_types))
+    names = list(dict.fromkeys(name for t in iou_types for name in results[t]["per_category"]))
+    if names:
+        width = max(len("per-category AP"), *map(len, names)) + 2
+        lines += ["", f"{'per-category AP':<{width}}{header}"]
+        for name in names:
+            lines.append(f"{name:<{width}}" + "".join(_cell(results[t]["per_category"].get(name, float("nan")))
+                                                      for t in iou_types))
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""Running a detector over a dataset, sharded across ranks, and scoring it against the original COCO JSON."""
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from workbench.engine import distributed
+from workbench.data.coco import collate_fn
+from workbench.evaluation.coco import detections_to_coco, evaluate_coco
+from workbench.engine.stop_signals import ignore_stop_signals
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2, workers: int = 0,
+            keep: int = 0) -> tuple[list[dict] | None, list[tuple]]:
+    """COCO results of this rank's share of `dataset`, gathered on the main process.
+
+    Args:
+        keep: how many (image, prediction) pairs of rank 0 to return as well, for drawing.
+
+    Returns:
+        The COCO result dicts of the whole dataset (None on the other ranks), and up to `keep` (image, prediction)
+        pairs.
+    """
+    model.eval()
+    rank, world = distributed.get_rank(), distributed.get_world_size()
+    shard = Subset(dataset, list(range(rank, len(dataset), world)))
+    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate_fn,
+                        generator=torch.Generator(), pin_memory=device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals)
+    results, kept = [], []
+    for images, targets in tqdm(loader, desc="eval", disable=not distributed.is_main_process(), dynamic_ncols=True):
+        outputs = model([image.to(device, non_blocking=True) for image in images])
+        outputs = [{k: v.cpu() for k, v in output.items()} for output in outputs]
+        results += detections_to_coco(outputs, [t["image_id"] for t in targets], dataset.label_to_cat_id)
+        kept += [(image, output) for image, output in zip(images, outputs)][: max(0, keep - len(kept))]
+    parts = distributed.gather_to_main(results)
+    return (None if parts is None else [r for part in parts for r in part]), kept
+
+
+def evaluate_detector(model: nn.Module, dataset, annotation_file: str, device: torch.device, *,
+                      iou_types: tuple[str, ...], backend: str = "pycocotools", batch_size: int = 2,
+                      workers: int = 0, keep: int = 0) -> tuple[dict, list[dict] | None, list[tuple]]:
+    """Predicts on `dataset` on every rank and evaluates against `annotation_file` on the main process, while the
+    other ranks wait in the long-timeout group.
+
+    Returns:
+        The evaluation results (empty on other ranks), the COCO detections (None on other ranks), and the kept
+        (image, prediction) pairs.
+    """
+    detections, kept = predict(model, dataset, device, batch_size, workers, keep)
+    results = {}
+    if distributed.is_main_process():
+        results = evaluate_coco(annotation_file, detections, iou_types=iou_types, backend=backend)
+    distributed.barrier()
+    return results, detections, kept

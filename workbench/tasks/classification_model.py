@@ -1,0 +1,39 @@
+"""Classifiers of the classification tools: a registered backbone with its head, built from a config or a checkpoint."""
+from pathlib import Path
+
+from torch import nn
+
+import backbones
+from workbench.engine.checkpoints import load_training_state
+
+
+def build_classifier(spec: dict) -> nn.Module:
+    """`create_backbone(spec["backbone"], num_classes=..., pretrained=spec["backbone_weights"], **spec["options"])`;
+    null options keep the model's default."""
+    options = {key: value for key, value in spec["options"].items() if value is not None}
+    return backbones.create_backbone(spec["backbone"], pretrained=spec["backbone_weights"] or False,
+                                     num_classes=spec["num_classes"], **options)
+
+
+def load_classifier(path: str | Path) -> tuple[nn.Module, dict]:
+    """The classifier a train_cls.py checkpoint describes, with its weights; returns (model, config).
+
+    Raises:
+        ValueError: the file is not a train_cls.py checkpoint (it has no "model" and "config" entries).
+    """
+    state = load_training_state(path)
+    if not isinstance(state, dict) or "model" not in state or "model" not in state.get("config", {}):
+        raise ValueError(f"{path} is not a train_cls.py checkpoint (expected the keys 'model' and 'config'); "
+                         f"use --config with --weights for other weight files")
+    config = state["config"]
+    model = build_classifier(dict(config["model"], backbone_weights=None))
+    model.load_state_dict(state["model"])
+    return model, config
+
+
+def classifier_from_weights(spec: dict, weights: str | Path) -> nn.Module:
+    """The classifier of `spec` with the weights of any format `backbones.load_weights` reads."""
+    model = build_classifier(dict(spec, backbone_weights=None))
+    backbones.load_weights(model, weights)
+    return model
+

@@ -1,0 +1,132 @@
+"""Detection as a config describes it: COCO-format data (or the synthetic shapes), a Faster / Mask R-CNN (FPN or C4),
+its training step, and its evaluation with the 12 COCO numbers and pictures of predictions."""
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import heads
+from workbench.data.batching import aspect_ratio_groups
+from workbench.data.coco import CocoDetection, collate_fn
+from workbench.data.detection_transforms import build_transforms
+from workbench.data.shapes import make_shapes
+from workbench.engine import distributed
+from workbench.engine.trainer import Task
+from workbench.evaluation.coco import format_results
+from workbench.evaluation.detector import evaluate_detector
+from workbench.evaluation.pictures import save_prediction_grid
+from workbench.evaluation.results import save_results
+
+SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/instances_train.json",
+                 "val_images": "val", "val_annotations": "annotations/instances_val.json"}
+
+
+def data_paths(data: dict) -> dict[str, Path]:
+    """Image folders and annotation files of both splits; generates the shapes dataset when it is asked for and
+    missing (on the main process)."""
+    root = Path(data["root"])
+    names = dict(data, **SHAPES_SPLITS) if data["dataset"] == "shapes" else data
+    paths = {key: root / names[key] for key in SHAPES_SPLITS}
+    if data["dataset"] == "shapes" and not paths["val_annotations"].is_file():
+        if distributed.is_main_process():
+            shapes = data["shapes"]
+            make_shapes(root, shapes["num_train"], shapes["num_val"], shapes["seed"], size=shapes["size"],
+                        max_objects=shapes["max_objects"])
+        distributed.barrier()
+    elif data["dataset"] not in ("coco", "shapes"):
+        raise ValueError(f"data.dataset={data['dataset']!r} is not supported; choose 'coco' or 'shapes'")
+    return paths
+
+
+def build_datasets(config: dict) -> tuple[CocoDetection, CocoDetection, dict[str, Path]]:
+    """The training and validation datasets of the config, and their paths."""
+    data = config["data"]
+    paths = data_paths(data)
+    with_masks = config["model"]["kind"] == "mask_rcnn"
+    train_set = CocoDetection(paths["train_images"], paths["train_annotations"], with_masks=with_masks, train=True,
+                              skip_empty=data["skip_empty"], transforms=build_transforms(True, **data["augment"]))
+    val_set = CocoDetection(paths["val_images"], paths["val_annotations"], with_masks=with_masks, train=False,
+                            transforms=build_transforms(False))
+    return train_set, val_set, paths
+
+
+def build_model(config: dict, device: torch.device) -> nn.Module:
+    """The detector of `config["model"]`, on `device`; null options keep the heads' defaults."""
+    spec = config["model"]
+    options = {key: value for key, value in spec["options"].items() if value is not None}
+    model = heads.build_detector(spec["kind"], backbone=spec["backbone"], num_classes=spec["num_classes"],
+                                 neck=spec["neck"], backbone_weights=spec["backbone_weights"],
+                                 weights=spec["weights"], **options)
+    return model.to(device)
+
+
+def detection_step(device: torch.device):
+    """The loss of one batch of (images, targets)."""
+    def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+        images, targets = batch
+        images = [image.to(device, non_blocking=True) for image in images]
+        targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
+                   for t in targets]
+        return model(images, targets)
+    return step
+
+
+def iou_types_of(config: dict) -> tuple[str, ...]:
+    """bbox, plus segm for Mask R-CNN, unless eval.iou_types says otherwise."""
+    if config["eval"]["iou_types"]:
+        return tuple(config["eval"]["iou_types"])
+    return ("bbox", "segm") if config["model"]["kind"] == "mask_rcnn" else ("bbox",)
+
+
+def report_evaluation(model: nn.Module, val_set: CocoDetection, annotations: Path, device: torch.device,
+                      config: dict, output_dir: Path, draw: bool) -> dict:
+    """Evaluates, saves results (and pictures when `draw`) on the main process; returns the results there."""
+    evaluation = config["eval"]
+    workers = config["data"]["workers"] if evaluation["workers"] is None else evaluation["workers"]
+    results, detections, kept = evaluate_detector(
+        model, val_set, str(annotations), device, iou_types=iou_types_of(config), backend=evaluation["backend"],
+        batch_size=evaluation["batch_size"], workers=workers, keep=evaluation["draw_images"] if draw else 0)
+    if distributed.is_main_process():
+        save_results(results, output_dir / "eval_results.json")
+        (output_dir / "detections.json").write_text(json.dumps(detections))
+        if kept:
+            images, predictions = zip(*kept)
+            save_prediction_grid(list(images), list(predictions), val_set.class_names, output_dir / "predictions.png",
+                                 score_threshold=evaluation["score_threshold"])
+    return results
+
+
+class DetectionTask(Task):
+    """Training a detector: the loss curve goes to `loss_curve.png`, the final pictures to `predictions.png`."""
+
+    curves_file = "loss_curve.png"
+    collate_fn = staticmethod(collate_fn)
+
+    def build(self, device: torch.device) -> tuple[nn.Module, CocoDetection, CocoDetection]:
+        train_set, val_set, self.paths = build_datasets(self.config)
+        if self.config["model"]["num_classes"] != len(train_set.class_names):
+            raise ValueError(f"model.num_classes={self.config['model']['num_classes']} but "
+                             f"{self.paths['train_annotations']} has {len(train_set.class_names) - 1} categories; set "
+                             f"model.num_classes={len(train_set.class_names)} (background included)")
+        return build_model(self.config, device), train_set, val_set
+
+    def group_ids(self, train_set: CocoDetection) -> list[int] | None:
+        return aspect_ratio_groups(train_set) if self.config["data"]["group_by_aspect_ratio"] else None
+
+    def step(self, device: torch.device):
+        return detection_step(device)
+
+    def evaluate(self, model: nn.Module, val_set: CocoDetection, device: torch.device, output_dir: Path,
+                 final: bool) -> dict:
+        return report_evaluation(model, val_set, self.paths["val_annotations"], device, self.config, output_dir,
+                                 draw=final)
+
+    def scores(self, results: dict) -> dict[str, float]:
+        return {f"{iou}/{name}": value for iou, r in results.items() for name, value in r["stats"].items()}
+
+    def score_keys(self) -> tuple[str, ...]:
+        return tuple(f"{iou}/AP" for iou in iou_types_of(self.config))
+
+    def report(self, results: dict) -> str:
+        return format_results(results)
