@@ -4,8 +4,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .grad_checkpoint import run_stage
 from .freeze import freeze_stages
+from .grad_checkpoint import run_stage
 
 
 class FeatureInfo:

@@ -1,13 +1,6 @@
 """Generate the synthetic "shapes" detection dataset (circles, squares, triangles) in COCO instances format.
 
-Each image shows 1-4 flat-coloured shapes on a textured background (a smooth colour gradient, faint stripes and
-low-amplitude noise). Shapes are painted without anti-aliasing, so every annotation is exact: its RLE mask is the set
-of pixels of the object that are painted and still visible after later objects occlude it, its bbox is tight around
-that mask and its area is the mask's pixel count. Placements that would hide much of an earlier object are rejected,
-so occlusion stays mild and the data can be learned to high AP in minutes on a CPU.
-
-The same arguments always give byte-identical files: every image draws from its own generator seeded with
-(seed, split, index).
+Byte-identical for the same arguments; how the images are drawn: `workbench.data.shapes`.
 
 Layout:
     OUT/train/000000.png ...           OUT/annotations/instances_train.json

@@ -15,12 +15,12 @@ from pathlib import Path
 import matplotlib
 
 import backbones
+from workbench.config.loader import load_config
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.engine import trainer
+from workbench.engine.metrics import read_metrics
 from workbench.tasks.classification import ClassificationTask
 from workbench.tasks.classification_model import build_classifier
-from workbench.config.loader import load_config
-from workbench.engine.metrics import read_metrics
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

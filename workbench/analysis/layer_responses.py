@@ -16,8 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from backbones.blocks import BasicBlock, Bottleneck
-from workbench.tasks.classification_model import load_classifier
 from workbench.tasks.classification import build_datasets
+from workbench.tasks.classification_model import load_classifier
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -24,11 +24,6 @@ def macs_by_module(model: torch.nn.Module, input_size: tuple[int, int, int]) -> 
     return {module: sum(counts.values()) // 2 for module, counts in counter.get_flop_counts().items()}
 
 
-def count_macs(model: torch.nn.Module, input_size: tuple[int, int, int]) -> int:
-    """Multiply-adds of one forward of a batch of one image of `input_size` (C, H, W)."""
-    return macs_by_module(model, input_size)["Global"]
-
-
 def model_facts(name: str, size: int | None = None, **options) -> dict:
     """Parameters and multiply-adds (in total and per stage: conv1, layer1.., fc) of `create_backbone(name, **options)`
     at `size` px (default: its pretrained_cfg input size), built on the meta device: shapes only, no arithmetic."""

@@ -12,7 +12,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
-from workbench.evaluation import coco as coco_eval
+from workbench.evaluation import coco
 
 
 def ellipse(box: np.ndarray, vertices: int = 16) -> list[float]:
@@ -71,7 +71,7 @@ def synthetic_coco(args: argparse.Namespace) -> tuple[dict, list[dict]]:
 
 def stats_difference(a: dict, b: dict) -> float:
     """Largest difference of the 12 numbers; undefined (nan) on both sides counts as equal."""
-    return max(0.0 if math.isnan(a[k]) and math.isnan(b[k]) else abs(a[k] - b[k]) for k in coco_eval.STATS)
+    return max(0.0 if math.isnan(a[k]) and math.isnan(b[k]) else abs(a[k] - b[k]) for k in coco.STATS)
 
 
 def benchmark_coco_eval(args: argparse.Namespace) -> list[dict]:
@@ -81,14 +81,14 @@ def benchmark_coco_eval(args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
         gt_file = Path(folder) / "instances.json"
         gt_file.write_text(json.dumps(dataset))
-        for backend in coco_eval.BACKENDS:
-            coco_eval.evaluate_coco(gt_file, [], coco_eval.IOU_TYPES, backend)  # untimed: imports and file caches
-        for iou_type in coco_eval.IOU_TYPES:
-            times, stats = {backend: [] for backend in coco_eval.BACKENDS}, {}
+        for backend in coco.BACKENDS:
+            coco.evaluate_coco(gt_file, [], coco.IOU_TYPES, backend)  # untimed: imports and file caches
+        for iou_type in coco.IOU_TYPES:
+            times, stats = {backend: [] for backend in coco.BACKENDS}, {}
             for _ in tqdm(range(args.repeats), desc=f"{iou_type}: {args.images} images, {len(detections)} detections"):
-                for backend in coco_eval.BACKENDS:
+                for backend in coco.BACKENDS:
                     start = time.perf_counter()
-                    results = coco_eval.evaluate_coco(gt_file, detections, (iou_type,), backend)
+                    results = coco.evaluate_coco(gt_file, detections, (iou_type,), backend)
                     times[backend].append(time.perf_counter() - start)
                     stats[backend] = results[iou_type]["stats"]
             reference = statistics.median(times["pycocotools"])

@@ -13,11 +13,11 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from tqdm import tqdm
 
-from workbench.data.coco import CocoDetection, collate_fn
 from workbench.config.loader import load_config
+from workbench.config.schemas import DETECTION_DEFAULTS
+from workbench.data.coco import CocoDetection, collate_fn
 from workbench.data.detection_transforms import build_transforms
 from workbench.data.shapes import make_shapes
-from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.tasks.detection import build_model
 
 TORCHVISION_CPU_SETTINGS = dict(rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,

@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from workbench.engine import distributed
 from backbones.safe_pickle import load_pickle
 from workbench.data.images import load_rgb
 from workbench.data.shapes_classification import MARKER, make_shapes_cls
+from workbench.engine import distributed
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DATASETS = ("shapes", "folder", "cifar10", "cifar100")

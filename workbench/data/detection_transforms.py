@@ -1,6 +1,7 @@
 """Detection augmentation through albumentations, keeping the image, boxes, masks and labels consistent.
 
-A transform is a callable `(image, target) -> (image, target)` that `coco_data.CocoDetection` applies to every sample:
+A transform is a callable `(image, target) -> (image, target)` that `workbench.data.coco.CocoDetection` applies to
+every sample:
 
     in:  image uint8 [H, W, 3] RGB; target of numpy arrays: boxes float32 [N, 4] (x1, y1, x2, y2 pixels), labels
          int64 [N], area float32 [N], iscrowd int64 [N], optionally masks uint8 [N, H, W], and the int image_id

@@ -1,12 +1,12 @@
 """Generate the synthetic "shapes" classification dataset: one shape per image, ten classes, as class folders.
 
 Each image shows one flat-coloured shape (40-90% of the image side, rotated, anywhere inside the image) on the
-textured background of the detection shapes (make_shapes.py). Small hexagons look like circles and ellipses like
-rotated diamonds, so the task is learnable in minutes on a CPU but not trivial. Classes are balanced (image `i` is
-of class `i % 10`) and the same arguments always give byte-identical files: every image draws from its own generator
-seeded with (seed, split, index). `classes.txt` is written last and marks a complete dataset.
+textured background of the detection shapes (`workbench.data.shapes`). Small hexagons look like circles and
+ellipses like rotated diamonds, so the task is learnable in minutes on a CPU but not trivial. Classes are balanced
+(image `i` is of class `i % 10`) and the same arguments always give byte-identical files: every image draws from its
+own generator seeded with (seed, split, index). `classes.txt` is written last and marks a complete dataset.
 
-Layout (ImageNet-style class folders, read by cls_data.ImageFolder):
+Layout (ImageNet-style class folders, read by workbench.data.classification.ImageFolder):
     OUT/train/circle/000000.png ...   OUT/val/circle/000000.png ...   OUT/classes.txt
 
 The command line is `tools/make_shapes_cls.py`.

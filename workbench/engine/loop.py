@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from workbench.engine import checkpoints
-from workbench.engine import distributed
+from workbench.engine import checkpoints, distributed
 from workbench.engine.metrics import MetricWriter
 from workbench.engine.stop_signals import StopSignal
 

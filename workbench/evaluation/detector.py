@@ -4,10 +4,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from workbench.engine import distributed
 from workbench.data.coco import collate_fn
-from workbench.evaluation.coco import detections_to_coco, evaluate_coco
+from workbench.engine import distributed
 from workbench.engine.stop_signals import ignore_stop_signals
+from workbench.evaluation.coco import detections_to_coco, evaluate_coco
 
 
 @torch.inference_mode()

@@ -13,13 +13,13 @@ horizontal flips, scored by the mean of the ten softmax outputs.
 import argparse
 from pathlib import Path
 
-from workbench.engine import distributed
-from workbench.evaluation.classifier import format_per_class, format_summary
-from workbench.tasks.classification_model import classifier_from_weights, load_classifier
-from workbench.data.classification_transforms import ten_crop_transform
 from workbench.config.loader import load_config, merge
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
+from workbench.data.classification_transforms import ten_crop_transform
+from workbench.engine import distributed
+from workbench.evaluation.classifier import format_per_class, format_summary
 from workbench.tasks.classification import build_datasets, eval_sizes, normalisation, report_evaluation
+from workbench.tasks.classification_model import classifier_from_weights, load_classifier
 
 
 def load_model_and_config(args: argparse.Namespace):

@@ -4,9 +4,9 @@ import torch
 
 import backbones
 from workbench.analysis import layer_responses
+from workbench.config.loader import load_config
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.tasks.classification_model import build_classifier
-from workbench.config.loader import load_config
 
 
 @pytest.mark.parametrize("name, expected", [("resnet20_cifar", 18), ("plain20_cifar", 18), ("resnet50", 16),

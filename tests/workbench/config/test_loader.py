@@ -5,7 +5,8 @@ import pytest
 
 import backbones
 from workbench.config.loader import load_config, parse_override
-from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS as DEFAULTS
+from workbench.config.schemas import CLASSIFICATION_DEFAULTS
+from workbench.config.schemas import DETECTION_DEFAULTS as DEFAULTS
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 CLASSIFICATION_CONFIGS = sorted(Path("configs/classification").glob("*.yaml"))
@@ -35,6 +36,21 @@ def test_unknown_key_in_a_file_names_the_closest_valid_key(tmp_path):
 def test_unknown_override_names_the_closest_valid_key():
     with pytest.raises(ValueError, match="did you mean 'data.batch_size'"):
         load_config(DEFAULTS, None, ["data.batchsize=4"])
+
+
+@pytest.mark.parametrize("defaults, old, new", [
+    (CLASSIFICATION_DEFAULTS, "model.name", "model.backbone"),
+    (CLASSIFICATION_DEFAULTS, "model.pretrained", "model.backbone_weights"),
+    (DEFAULTS, "model.frozen_stages", "model.options.frozen_stages"),
+    (DEFAULTS, "model.norm", "model.options.norm"),
+])
+def test_a_renamed_key_names_its_new_name(tmp_path, defaults, old, new):
+    with pytest.raises(ValueError, match=f"config key '{old}' in override .* is now '{new}'"):
+        load_config(defaults, None, [f"{old}=1"])
+    section, key = old.split(".")
+    (tmp_path / "old.yaml").write_text(f"{section}:\n  {key}: 1\n")
+    with pytest.raises(ValueError, match=f"config key '{old}' in .*old.yaml is now '{new}'"):
+        load_config(defaults, tmp_path / "old.yaml")
 
 
 def test_model_options_are_free_form():

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from workbench.data import shapes as make_shapes
+from workbench.data import shapes
 
 SIZE = 64
 
@@ -14,7 +14,7 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes.make_shapes(root, 8, 4, seed=3, size=SIZE)
+    shapes.make_shapes(root, 8, 4, seed=3, size=SIZE)
     return root
 
 
@@ -38,8 +38,8 @@ def objects_per_image(dataset):
 
 
 def test_same_arguments_give_byte_identical_files(tmp_path, shapes_root):
-    make_shapes.make_shapes(tmp_path / "again", 8, 4, seed=3, size=SIZE)
-    make_shapes.make_shapes(tmp_path / "other", 8, 4, seed=4, size=SIZE)
+    shapes.make_shapes(tmp_path / "again", 8, 4, seed=3, size=SIZE)
+    shapes.make_shapes(tmp_path / "other", 8, 4, seed=4, size=SIZE)
     files = sorted(p.relative_to(shapes_root) for p in shapes_root.rglob("*") if p.is_file())
     assert len(files) == 8 + 4 + 2
     for relative in files:
@@ -83,21 +83,21 @@ def test_masks_are_the_visible_pixels_of_the_written_images(shapes_root):
     dataset = load_split(shapes_root, "train")
     for image_id, objects in decoded_masks(dataset).items():
         index = image_id - 1
-        _, drawn = make_shapes.draw_image(np.random.default_rng([3, 0, index]), SIZE, 1, 4)
+        _, drawn = shapes.draw_image(np.random.default_rng([3, 0, index]), SIZE, 1, 4)
         assert [(a["category_id"], m.tolist()) for a, m in objects] == [(c, m.tolist()) for c, m in drawn]
         pixels = np.asarray(Image.open(shapes_root / "train" / f"{index:06d}.png")).astype(np.float32)
         covered = np.zeros((SIZE, SIZE), dtype=int)
         for _, mask in objects:
             covered += mask
             colours = pixels[mask]
-            assert np.abs(colours - np.median(colours, axis=0)).max() <= 6 * make_shapes.NOISE_STD
+            assert np.abs(colours - np.median(colours, axis=0)).max() <= 6 * shapes.NOISE_STD
         assert covered.max() <= 1, "visible masks must not overlap"
 
 
 def test_without_noise_every_mask_is_exactly_one_painted_colour(monkeypatch):
-    monkeypatch.setattr(make_shapes, "NOISE_STD", 0.0)
+    monkeypatch.setattr(shapes, "NOISE_STD", 0.0)
     for index in range(6):
-        image, objects = make_shapes.draw_image(np.random.default_rng([0, 0, index]), SIZE, 2, 4)
+        image, objects = shapes.draw_image(np.random.default_rng([0, 0, index]), SIZE, 2, 4)
         for _, mask in objects:
             colours = np.unique(image[mask], axis=0)
             assert len(colours) == 1
@@ -114,19 +114,19 @@ def test_occlusion_is_mild():
     fractions = []
     for index in range(40):
         rng = np.random.default_rng([1, 0, index])
-        circle = make_shapes.shape_outline("circle", 20.0, 0.0)
-        full = [make_shapes.rasterise(circle, np.array([32.0, 32.0]), (SIZE, SIZE))]
+        circle = shapes.shape_outline("circle", 20.0, 0.0)
+        full = [shapes.rasterise(circle, np.array([32.0, 32.0]), (SIZE, SIZE))]
         visible = list(full)
-        mask = make_shapes.place_object(rng, "square", SIZE, full, visible)
+        mask = shapes.place_object(rng, "square", SIZE, full, visible)
         if mask is not None:
             fractions.append((full[0] & ~mask).sum() / full[0].sum())
-    assert fractions and min(fractions) >= make_shapes.MIN_KEPT_VISIBLE
+    assert fractions and min(fractions) >= shapes.MIN_KEPT_VISIBLE
 
 
 def test_cli_writes_the_dataset_and_prints_a_summary(tmp_path, capsys, tool_args):
     args = tool_args("make_shapes", ["--out", str(tmp_path), "--num-train", "2", "--num-val", "1", "--seed", "5",
                                      "--size", "48", "--max-objects", "2"])  # --out: the old spelling of --output-dir
-    summary = make_shapes.generate(args)
+    summary = shapes.generate(args)
     assert summary["num_images"] == {"train": 2, "val": 1}
     assert summary["val_annotations"].is_file()
     assert all(1 <= n <= 2 for n in objects_per_image(load_split(tmp_path, "train")))
@@ -137,4 +137,4 @@ def test_cli_writes_the_dataset_and_prints_a_summary(tmp_path, capsys, tool_args
 def test_bad_arguments_are_rejected(tmp_path, arguments):
     kwargs = {"num_train": 1, "num_val": 1, "seed": 0} | arguments
     with pytest.raises(ValueError):
-        make_shapes.make_shapes(tmp_path, **kwargs)
+        shapes.make_shapes(tmp_path, **kwargs)

@@ -4,13 +4,12 @@ import torch
 import torch.distributed as dist
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from workbench.engine import distributed
-from workbench.engine import loop as engine
-from workbench.evaluation.classifier import evaluate_classifier
-from workbench.data.coco import CocoDetection
-from workbench.evaluation.detector import predict
-from workbench.data.detection_transforms import build_transforms
 import heads
+from workbench.data.coco import CocoDetection
+from workbench.data.detection_transforms import build_transforms
+from workbench.engine import distributed, loop
+from workbench.evaluation.classifier import evaluate_classifier
+from workbench.evaluation.detector import predict
 
 
 @pytest.mark.parametrize("name, launched, local_rank, local_world_size, cuda_devices, expected", [
@@ -66,7 +65,7 @@ def test_the_iteration_collective_sends_the_losses_device(cuda_only_group, monke
     monkeypatch.setattr(dist, "all_reduce", lambda tensor, *args, **kwargs: sent.append(tensor.device))
     with FakeTensorMode():  # CUDA tensors without a GPU: their device is real, their values are not
         losses = {"loss_a": torch.ones((), device="cuda"), "loss_b": torch.ones((), device="cuda")}
-        means, flags = engine.agree(losses, torch.zeros((), device="cuda"), stop_requested=True)
+        means, flags = loop.agree(losses, torch.zeros((), device="cuda"), stop_requested=True)
     assert sent == [torch.device("cuda", 0)]
     assert flags.device.type == "cuda" and all(value.device.type == "cuda" for value in means.values())
 
@@ -98,7 +97,7 @@ def test_evaluation_gathers_and_checkpoint_waits_send_no_cpu_tensor_to_the_cuda_
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    state = engine.TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0),
+    state = loop.TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0),
                               torch.amp.GradScaler("cpu", enabled=False))
-    engine.save(state, str(tmp_path), {})
+    loop.save(state, str(tmp_path), {})
     assert len(torch.load(tmp_path / "checkpoint_0000000.pth", weights_only=True)["rng_per_rank"]) == 1

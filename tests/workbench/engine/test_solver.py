@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from workbench.engine.solver import build_optimizer, build_scheduler, lr_factor
 from workbench.config.schemas import DETECTION_DEFAULTS as DEFAULTS
+from workbench.engine.solver import build_optimizer, build_scheduler, lr_factor
 
 SOLVER = dict(DEFAULTS["solver"], lr=0.1, max_iter=100, steps=[50, 80], warmup_iters=10, warmup_factor=0.1)
 

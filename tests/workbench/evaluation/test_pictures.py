@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.evaluation import pictures as visualize
+from workbench.evaluation import pictures
 from workbench.evaluation.pictures import draw_predictions, draw_results_file, save_prediction_grid
 
 CLASS_NAMES = ["__background__", "circle", "square"]
@@ -41,14 +41,14 @@ def test_draw_predictions_accepts_float_tensor_and_skips_low_scores():
 
 
 def test_classes_get_distinct_colors():
-    assert len(set(visualize.class_colors(81))) == 81
+    assert len(set(pictures.class_colors(81))) == 81
 
 
 def test_save_prediction_grid_upscales_and_tiles(tmp_path):
     images = [gray_image(), torch.full((3, HEIGHT, WIDTH), 0.5), gray_image()]
     path = save_prediction_grid(images, [prediction()] * 3, CLASS_NAMES, tmp_path / "grid.png", columns=2)
     factor = 6  # 48 px -> 288 px, the first whole factor reaching 256
-    pad = visualize.GRID_PADDING
+    pad = pictures.GRID_PADDING
     grid = Image.open(path)
     assert grid.size == (2 * (factor * WIDTH + pad) + pad, 2 * (factor * HEIGHT + pad) + pad)
     tile = np.asarray(grid.convert("RGB"))[pad:pad + factor * HEIGHT, pad:pad + factor * WIDTH]

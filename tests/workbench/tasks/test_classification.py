@@ -14,11 +14,11 @@ from PIL import Image
 import backbones
 import heads
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
+from workbench.data.classification_transforms import ten_crop_transform
 from workbench.engine import trainer
+from workbench.evaluation.classifier import evaluate_classifier
 from workbench.tasks import classification_evaluation
 from workbench.tasks.classification import ClassificationTask
-from workbench.evaluation.classifier import evaluate_classifier
-from workbench.data.classification_transforms import ten_crop_transform
 
 CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
 

@@ -1,0 +1,40 @@
+"""The command-line tools: each starts and prints its help, and each is thin (argparse and one call into the
+library, importing no other tool)."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = sorted(Path("tools").glob("*.py"))
+
+
+@pytest.mark.slow
+def test_every_tool_starts_and_prints_its_help():
+    script = (
+        "import runpy, sys\n"
+        "for path in sys.argv[1:]:\n"
+        "    sys.argv = [path, '--help']\n"
+        "    try:\n"
+        "        runpy.run_path(path, run_name='__main__')\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, path\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, *map(str, TOOLS)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("usage:") == len(TOOLS)
+
+
+@pytest.mark.parametrize("path", TOOLS, ids=lambda path: path.name)
+def test_tool_is_argparse_and_one_call_into_the_library(path):
+    tree = ast.parse(path.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {tool.stem for tool in TOOLS}, "a tool imports another tool"
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert set(functions) == {"get_args_parser", "main"}
+    body = functions["main"].body
+    assert len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Call)
