@@ -1,4 +1,4 @@
-"""The training loop shared by train_det.py and train_cls.py: iterations, AMP, accumulation, DDP, clipping, NaN
+"""The training loop shared by detection and classification: iterations, AMP, accumulation, DDP, clipping, NaN
 guard, progress bar, metrics, periodic evaluation and checkpoints, SIGTERM/Ctrl-C saving, exact resume.
 
 Every rank takes the same decisions at the same iteration: one all-reduced tensor per iteration carries the loss
