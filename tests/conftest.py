@@ -56,13 +56,19 @@ def free_port():
 
 
 @pytest.fixture(scope="session")
-def tool_args():
-    """`tool_args(name, argv)`: the Namespace that `tools/<name>.py` parses from `argv`. Only the tool's parser is
-    used; the function under test is the library's."""
-    def parse(name: str, argv: list[str]) -> argparse.Namespace:
+def tool_parser():
+    """`tool_parser(name)`: the argument parser of `tools/<name>.py`. Only the tool's parser is used; the function
+    under test is the library's."""
+    def parser(name: str) -> argparse.ArgumentParser:
         path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
         spec = importlib.util.spec_from_file_location(f"tool_{name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return module.get_args_parser().parse_args(argv)
-    return parse
+        return module.get_args_parser()
+    return parser
+
+
+@pytest.fixture(scope="session")
+def tool_args(tool_parser):
+    """`tool_args(name, argv)`: the Namespace that `tools/<name>.py` parses from `argv`."""
+    return lambda name, argv: tool_parser(name).parse_args(argv)

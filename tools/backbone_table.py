@@ -9,6 +9,7 @@ Examples:
 """
 import argparse
 
+from workbench import cli
 from workbench.analysis import backbone_table
 
 
@@ -24,4 +25,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

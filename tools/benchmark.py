@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import workbench.benchmarks
+from workbench import cli
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mask_rcnn_r18_fpn_shapes_cpu.yaml"
 
@@ -49,4 +50,4 @@ def main(args: argparse.Namespace) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

@@ -14,6 +14,7 @@ Examples:
 """
 import argparse
 
+from workbench import cli
 from workbench.analysis import degradation
 
 
@@ -34,4 +35,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

@@ -9,6 +9,7 @@ Examples:
 import argparse
 from pathlib import Path
 
+from workbench import cli
 from workbench.tasks import demo
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mask_rcnn_r18_fpn_shapes_cpu.yaml"
@@ -27,4 +28,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

@@ -18,6 +18,7 @@ horizontal flips, scored by the mean of the ten softmax outputs.
 """
 import argparse
 
+from workbench import cli
 from workbench.tasks import classification_evaluation
 
 
@@ -38,4 +39,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

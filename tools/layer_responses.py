@@ -11,6 +11,7 @@ Examples:
 """
 import argparse
 
+from workbench import cli
 from workbench.analysis import layer_responses
 
 
@@ -29,4 +30,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

@@ -12,6 +12,7 @@ Examples:
 """
 import argparse
 
+from workbench import cli
 from workbench.data import shapes
 
 
@@ -32,4 +33,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

@@ -15,6 +15,7 @@ evaluation to `eval_results.json` and `confusion_matrix.png`. The final checkpoi
 """
 import argparse
 
+from workbench import cli
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.engine import trainer
 from workbench.tasks.classification import ClassificationTask
@@ -29,4 +30,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

@@ -13,6 +13,7 @@ when installed), the loss curve to `loss_curve.png`, pictures of predictions to 
 """
 import argparse
 
+from workbench import cli
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import trainer
 from workbench.tasks.detection import DetectionTask
@@ -27,4 +28,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli.run(main, get_args_parser())

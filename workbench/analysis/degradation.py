@@ -25,6 +25,8 @@ from workbench.tasks.classification_model import build_classifier
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from workbench.errors import UserError
+
 DEFAULT_MODELS = ("plain20_cifar", "plain56_cifar", "resnet20_cifar", "resnet56_cifar")
 FAMILIES = ("plain", "resnet")
 
@@ -33,7 +35,7 @@ def family_and_depth(name: str) -> tuple[str, int]:
     """("plain" | "resnet", depth) of a registered name such as plain56_cifar."""
     match = re.match(r"(plain|resnet)(\d+)", name)
     if not match:
-        raise ValueError(f"{name!r} is not a plain or residual net of the registry (e.g. plain56_cifar)")
+        raise UserError(f"{name!r} is not a plain or residual net of the registry (e.g. plain56_cifar)")
     return match.group(1), int(match.group(2))
 
 
@@ -44,7 +46,7 @@ def train_models(models: list[str], config_path: str, output_dir: Path, override
     for name in models:
         family_and_depth(name)
         if name not in backbones.list_backbones():
-            raise ValueError(f"--models: {name!r} is not a registered backbone")
+            raise UserError(f"--models: {name!r} is not a registered backbone")
     configs = {}
     for name in models:
         run = output_dir / name

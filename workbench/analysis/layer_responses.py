@@ -22,6 +22,8 @@ from workbench.tasks.classification_model import load_classifier
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from workbench.errors import UserError
+
 
 def three_by_three_norms(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, norm layer) after every 3x3 convolution of the blocks, in network order: bn1 and bn2 of each basic
@@ -108,7 +110,7 @@ def format_table(curves: dict[str, list[float]]) -> str:
 
 def plot_layer_responses(args: argparse.Namespace) -> dict[str, list[float]]:
     if args.labels and len(args.labels) != len(args.checkpoints):
-        raise SystemExit(f"--labels gives {len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
+        raise UserError(f"--labels gives {len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     curves = {}
     for index, path in enumerate(args.checkpoints):

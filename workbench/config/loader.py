@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from workbench.config.schemas import RENAMED_KEYS
+from workbench.errors import MissingFileError, UserError
 
 FREE_FORM = ("model.options",)
 
@@ -47,11 +48,11 @@ def read_yaml(path: str | Path) -> dict:
     """Reads a YAML config, resolving `_base_` (a path relative to the file, or a list of them) first."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise MissingFileError(f"config file not found: {path}")
     with open(path) as f:
         content = parse_yaml(f) or {}
     if not isinstance(content, dict):
-        raise ValueError(f"config {path} must hold a mapping of keys, not {type(content).__name__}")
+        raise UserError(f"config {path} must hold a mapping of keys, not {type(content).__name__}")
     bases = content.pop("_base_", [])
     merged: dict = {}
     for base in [bases] if isinstance(bases, str) else bases:
@@ -74,13 +75,13 @@ def check_keys(config: dict, defaults: dict, source: str, prefix: str = "") -> N
     for key, value in config.items():
         name = f"{prefix}{key}"
         if key not in defaults and name in RENAMED_KEYS:
-            raise ValueError(f"config key '{name}' in {source} is now '{RENAMED_KEYS[name]}'; rename it")
+            raise UserError(f"config key '{name}' in {source} is now '{RENAMED_KEYS[name]}'; rename it")
         if key not in defaults:
             valid = _flat_keys(defaults, prefix)
             close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
             hint = (f"; did you mean '{close[0]}'?" if close
                     else f"; valid keys under '{prefix or '.'}': {list(defaults)}")
-            raise ValueError(f"unknown config key '{name}' in {source}{hint}")
+            raise UserError(f"unknown config key '{name}' in {source}{hint}")
         if isinstance(value, dict) and isinstance(defaults[key], dict) and name not in FREE_FORM:
             check_keys(value, defaults[key], source, name + ".")
 
@@ -89,7 +90,7 @@ def parse_override(text: str) -> dict:
     """Turns `a.b.c=value` into {"a": {"b": {"c": value}}}, the value parsed as YAML (numbers, lists, null...)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ValueError(f"override {text!r} must look like key=value, e.g. solver.lr=0.01")
+        raise UserError(f"override {text!r} must look like key=value, e.g. solver.lr=0.01")
     value = parse_yaml(raw) if raw.strip() else None
     for part in reversed(key.split(".")):
         value = {part: value}

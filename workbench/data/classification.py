@@ -13,6 +13,7 @@ from backbones.safe_pickle import load_pickle
 from workbench.data.images import load_rgb
 from workbench.data.shapes_classification import MARKER, make_shapes_cls
 from workbench.engine import distributed
+from workbench.errors import MissingFileError, UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DATASETS = ("shapes", "folder", "cifar10", "cifar100")
@@ -33,15 +34,15 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | Path, transform=None):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"image folder not found: {self.root}")
+            raise MissingFileError(f"image folder not found: {self.root}")
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not self.classes:
-            raise FileNotFoundError(f"{self.root} has no class folders; expected {self.root}/<class name>/<image>")
+            raise MissingFileError(f"{self.root} has no class folders; expected {self.root}/<class name>/<image>")
         self.samples: list[tuple[Path, int]] = []
         for label, name in enumerate(self.classes):
             files = sorted(p for p in (self.root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not files:
-                raise FileNotFoundError(f"class folder {self.root / name} has no images (expected files ending in "
+                raise MissingFileError(f"class folder {self.root / name} has no images (expected files ending in "
                                         f"{', '.join(IMAGE_EXTENSIONS)})")
             self.samples += [(path, label) for path in files]
         self.targets = [label for _, label in self.samples]
@@ -61,7 +62,7 @@ def _field(content: dict, key: str, path: Path):
     for candidate in (key, key.encode()):
         if candidate in content:
             return content[candidate]
-    raise ValueError(f"{path} is not a CIFAR batch: it has no {key!r} entry (keys: {sorted(map(str, content))})")
+    raise UserError(f"{path} is not a CIFAR batch: it has no {key!r} entry (keys: {sorted(map(str, content))})")
 
 
 def _text(value) -> str:
@@ -75,7 +76,7 @@ class CifarDataset(Dataset):
     def __init__(self, root: str | Path, name: str = "cifar10", train: bool = True, transform=None,
                  download: bool = True):
         if name not in CIFAR:
-            raise ValueError(f"unknown CIFAR dataset {name!r}; choose one of {', '.join(CIFAR)}")
+            raise UserError(f"unknown CIFAR dataset {name!r}; choose one of {', '.join(CIFAR)}")
         spec = CIFAR[name]
         folder = Path(root) / spec["folder"]
         files = [folder / f for f in spec["train" if train else "test"] + [spec["meta"]]]
@@ -92,10 +93,10 @@ class CifarDataset(Dataset):
             data = np.asarray(_field(batch, "data", path), dtype=np.uint8)
             labels = [int(label) for label in _field(batch, spec["labels"], path)]
             if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-                raise ValueError(f"{path}: 'data' must be [N, 3072] uint8 with one label each; got shape "
+                raise UserError(f"{path}: 'data' must be [N, 3072] uint8 with one label each; got shape "
                                  f"{list(data.shape)} and {len(labels)} labels")
             if labels and (min(labels) < 0 or max(labels) >= len(self.classes)):
-                raise ValueError(f"{path}: {spec['labels']!r} must lie in 0..{len(self.classes) - 1} (the classes of "
+                raise UserError(f"{path}: {spec['labels']!r} must lie in 0..{len(self.classes) - 1} (the classes of "
                                  f"{files[-1]}); got {min(labels)}..{max(labels)}")
             images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             self.targets += labels
@@ -152,7 +153,7 @@ class LabelledSubset(Subset):
 def holdout_split(dataset, holdout: int, seed: int) -> tuple[LabelledSubset, LabelledSubset]:
     """A deterministic random split into (the rest, `holdout` held-out samples), e.g. CIFAR-10's 45k/5k."""
     if not 0 < holdout < len(dataset):
-        raise ValueError(f"data.holdout={holdout} must be between 1 and {len(dataset) - 1} (the training set has "
+        raise UserError(f"data.holdout={holdout} must be between 1 and {len(dataset) - 1} (the training set has "
                          f"{len(dataset)} images)")
     order = np.random.default_rng(seed).permutation(len(dataset)).tolist()
     return LabelledSubset(dataset, sorted(order[holdout:])), LabelledSubset(dataset, sorted(order[:holdout]))
@@ -176,7 +177,7 @@ def build_classification_datasets(data: dict, train_transform, val_transform, wi
     """
     kind = data["dataset"]
     if kind not in DATASETS:
-        raise ValueError(f"data.dataset={kind!r} is not supported; choose one of {', '.join(DATASETS)}")
+        raise UserError(f"data.dataset={kind!r} is not supported; choose one of {', '.join(DATASETS)}")
     root = Path(data["root"])
     if kind == "shapes":
         ensure_shapes(data)
@@ -200,6 +201,6 @@ def build_classification_datasets(data: dict, train_transform, val_transform, wi
     train_set = make(True, train_transform)
     if val_set.classes != train_set.classes:
         differing = sorted(set(train_set.classes) ^ set(val_set.classes))
-        raise ValueError(f"the training and validation sets of {root} have different classes "
+        raise UserError(f"the training and validation sets of {root} have different classes "
                          f"({len(train_set.classes)} vs {len(val_set.classes)}; differing: {differing[:10]})")
     return train_set, val_set

@@ -4,6 +4,8 @@ and 10-crop evaluation. Every random draw comes from torch's global generator, w
 import torch
 from torchvision.transforms import v2
 
+from workbench.errors import UserError
+
 AUGMENTATIONS = ("pad_crop", "scale", "random_resized", "none")
 
 
@@ -30,7 +32,7 @@ def train_transform(augment: dict, mean, std) -> v2.Compose:
     elif kind == "none":
         steps = [v2.Resize((crop, crop), antialias=True)]
     else:
-        raise ValueError(f"data.augment.kind={kind!r} is not supported; choose one of {', '.join(AUGMENTATIONS)}")
+        raise UserError(f"data.augment.kind={kind!r} is not supported; choose one of {', '.join(AUGMENTATIONS)}")
     if augment["hflip"]:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps + to_normalised_tensor(mean, std))

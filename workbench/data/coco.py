@@ -26,6 +26,7 @@ from pycocotools import mask as mask_utils
 
 from workbench.data.detection_transforms import to_tensors
 from workbench.data.images import load_rgb
+from workbench.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,12 @@ def read_json(path: Path) -> dict:
     try:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+        raise UserError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: expected a JSON object with sections {SECTIONS}, got {type(content).__name__}")
+        raise UserError(f"{path}: expected a JSON object with sections {SECTIONS}, got {type(content).__name__}")
     for section in SECTIONS:
         if not isinstance(content.get(section), list):
-            raise ValueError(f"{path}: missing or non-list section {section!r} (a COCO instances file has {SECTIONS})")
+            raise UserError(f"{path}: missing or non-list section {section!r} (a COCO instances file has {SECTIONS})")
     return content
 
 
@@ -53,13 +54,13 @@ def index_entries(entries: list, kind: str, fields: dict[str, type], path: Path)
     for position, entry in enumerate(entries):
         entry_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(entry_id, int):
-            raise ValueError(f"{path}: {kind} at position {position} has no integer 'id'")
+            raise UserError(f"{path}: {kind} at position {position} has no integer 'id'")
         for field, kind_of_value in fields.items():
             if not isinstance(entry.get(field), kind_of_value):
-                raise ValueError(f"{path}: {kind} id {entry_id}: field {field!r} must be a {kind_of_value.__name__}, "
+                raise UserError(f"{path}: {kind} id {entry_id}: field {field!r} must be a {kind_of_value.__name__}, "
                                  f"got {entry.get(field)!r}")
         if entry_id in by_id:
-            raise ValueError(f"{path}: {kind} id {entry_id} appears twice")
+            raise UserError(f"{path}: {kind} id {entry_id} appears twice")
         by_id[entry_id] = entry
     return by_id
 
@@ -68,7 +69,7 @@ def check_image_sizes(images: dict[int, dict], path: Path) -> None:
     """Checks that every image's width and height are positive."""
     for image_id, image in images.items():
         if image["width"] <= 0 or image["height"] <= 0:
-            raise ValueError(f"{path}: image id {image_id}: fields 'width' and 'height' must be positive, "
+            raise UserError(f"{path}: image id {image_id}: fields 'width' and 'height' must be positive, "
                              f"got {image['width']}x{image['height']}")
 
 
@@ -79,7 +80,7 @@ def check_bbox(annotation: dict, path: Path) -> list[float]:
              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)
              and bbox[2] >= 0 and bbox[3] >= 0)
     if not valid:
-        raise ValueError(f"{path}: annotation id {annotation['id']}: field 'bbox' must be [x, y, width, height] "
+        raise UserError(f"{path}: annotation id {annotation['id']}: field 'bbox' must be [x, y, width, height] "
                          f"(finite numbers, width and height >= 0), got {bbox!r}")
     return [float(v) for v in bbox]
 
@@ -97,7 +98,7 @@ def check_segmentation(annotation: dict, image: dict, path: Path) -> None:
     else:
         valid, problem = False, "must be polygons or an RLE"
     if not valid:
-        raise ValueError(f"{path}: annotation id {annotation['id']}: field 'segmentation' {problem}, "
+        raise UserError(f"{path}: annotation id {annotation['id']}: field 'segmentation' {problem}, "
                          f"got {str(segmentation)[:80]}")
 
 
@@ -175,7 +176,7 @@ class CocoDetection(torch.utils.data.Dataset):
         instances: dict[int, list[dict]] = {}
         for position, annotation in enumerate(annotations):
             if not isinstance(annotation, dict) or not isinstance(annotation.get("id"), int):
-                raise ValueError(f"{self.ann_file}: annotation at position {position} has no integer 'id'")
+                raise UserError(f"{self.ann_file}: annotation at position {position} has no integer 'id'")
             image = self._lookup(annotation, "image_id", self.images)
             self._lookup(annotation, "category_id", self.cat_id_to_label)
             bbox = check_bbox(annotation, self.ann_file)
@@ -196,7 +197,7 @@ class CocoDetection(torch.utils.data.Dataset):
         """The entry of `known` that the annotation's `field` refers to."""
         key = annotation.get(field)
         if not isinstance(key, int) or key not in known:
-            raise ValueError(f"{self.ann_file}: annotation id {annotation['id']}: field {field!r} = {key!r} "
+            raise UserError(f"{self.ann_file}: annotation id {annotation['id']}: field {field!r} = {key!r} "
                              f"matches no {field.removesuffix('_id')} of the file")
         return known[key]
 
@@ -227,7 +228,7 @@ class CocoDetection(torch.utils.data.Dataset):
         path = self.image_dir / entry["file_name"]
         pixels = np.asarray(load_rgb(path, f"image id {image_id}"))
         if pixels.shape[:2] != (entry["height"], entry["width"]):
-            raise ValueError(f"image id {image_id} ({path}) is {pixels.shape[1]}x{pixels.shape[0]} pixels (after EXIF "
+            raise UserError(f"image id {image_id} ({path}) is {pixels.shape[1]}x{pixels.shape[0]} pixels (after EXIF "
                              f"orientation) but {self.ann_file} says {entry['width']}x{entry['height']}")
         return pixels
 

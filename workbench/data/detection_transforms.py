@@ -26,6 +26,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from workbench.errors import UserError
+
 INSTANCE_KEYS = ("boxes", "labels", "masks", "area", "iscrowd")
 MASK_INTERPOLATION = cv2.INTER_NEAREST_EXACT  # pixel-centre aligned, so resized masks stay inside resized boxes
 
@@ -162,16 +164,16 @@ def build_transforms(train: bool, *, hflip_prob: float = 0.5, scales: list[int] 
     if not train:
         return DetectionTransform([])
     if scales and lsj:
-        raise ValueError(f"choose multi-scale resizing (scales={scales}) or large-scale jitter (lsj={lsj}), not both")
+        raise UserError(f"choose multi-scale resizing (scales={scales}) or large-scale jitter (lsj={lsj}), not both")
     if max_size and not scales:
-        raise ValueError(f"max_size={max_size} limits the multi-scale resize and needs scales")
+        raise UserError(f"max_size={max_size} limits the multi-scale resize and needs scales")
     operations: list[A.BasicTransform] = []
     if scales:
         operations.append(ResizeShortestEdge(list(scales), max_size))
     if lsj:
         output_size, min_scale, max_scale = lsj
         if not 0 < min_scale <= max_scale:
-            raise ValueError(f"lsj scales must satisfy 0 < min_scale <= max_scale, got {lsj}")
+            raise UserError(f"lsj scales must satisfy 0 < min_scale <= max_scale, got {lsj}")
         operations += [ResizeScale(output_size, min_scale, max_scale),
                        A.RandomCrop(output_size, output_size, pad_if_needed=True, pad_position="top_left",
                                     border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0)]

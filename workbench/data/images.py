@@ -3,8 +3,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from workbench.errors import UserError
 
-class ImageReadError(OSError):
+
+class ImageReadError(UserError, OSError):
     """An image file is missing, truncated or not an image; the message names it."""
 
 

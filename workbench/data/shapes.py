@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from workbench.errors import UserError
+
 CATEGORIES = [
     {"id": 1, "name": "circle", "supercategory": "shape"},
     {"id": 2, "name": "square", "supercategory": "shape"},
@@ -226,11 +228,11 @@ def make_shapes(out_dir: str | Path, num_train: int, num_val: int, seed: int, si
         `val_images`, `val_annotations`), `num_images` and `num_annotations` per split, and `categories`.
     """
     if num_train < 0 or num_val < 0:
-        raise ValueError(f"image counts must be >= 0, got num_train={num_train}, num_val={num_val}")
+        raise UserError(f"image counts must be >= 0, got num_train={num_train}, num_val={num_val}")
     if size < 16:
-        raise ValueError(f"size must be >= 16 pixels, got {size}")
+        raise UserError(f"size must be >= 16 pixels, got {size}")
     if not 1 <= min_objects <= max_objects:
-        raise ValueError(f"need 1 <= min_objects <= max_objects, got min_objects={min_objects}, "
+        raise UserError(f"need 1 <= min_objects <= max_objects, got min_objects={min_objects}, "
                          f"max_objects={max_objects}")
     out_dir = Path(out_dir)
     (out_dir / "annotations").mkdir(parents=True, exist_ok=True)

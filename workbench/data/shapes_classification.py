@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from workbench.data.shapes import NOISE_STD, SPLITS, contrasting_colour, textured_background
+from workbench.errors import UserError
 
 CLASSES = ("circle", "ellipse", "square", "diamond", "triangle", "pentagon", "hexagon", "star", "cross", "ring")
 EXTENT_RANGE = (0.4, 0.9)  # the shape's diameter as a fraction of the image side
@@ -94,10 +95,10 @@ def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 
         size: image side in pixels.
     """
     if num_train < len(CLASSES) or num_val < len(CLASSES):
-        raise ValueError(f"need at least {len(CLASSES)} images per split (one per class), got num_train={num_train}, "
+        raise UserError(f"need at least {len(CLASSES)} images per split (one per class), got num_train={num_train}, "
                          f"num_val={num_val}")
     if size < 16:
-        raise ValueError(f"size must be >= 16 pixels, got {size}")
+        raise UserError(f"size must be >= 16 pixels, got {size}")
     root = Path(root)
     for split, count in zip(SPLITS, (num_train, num_val)):
         for name in CLASSES:

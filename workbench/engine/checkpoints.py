@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workbench.errors import MissingFileError
+
 LAST_CHECKPOINT = "last_checkpoint"
 
 
@@ -61,7 +63,7 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
         return None
     path = Path(output_dir) / pointer.read_text().strip()
     if not path.is_file():
-        raise FileNotFoundError(f"{pointer} names {path.name}, which does not exist")
+        raise MissingFileError(f"{pointer} names {path.name}, which does not exist")
     return path
 
 

@@ -14,6 +14,8 @@ import re
 import torch
 import torch.distributed as dist
 
+from workbench.errors import UserError
+
 CPU_GROUP_TIMEOUT = datetime.timedelta(hours=1)  # pycocotools takes minutes on COCO val, much longer on LVIS
 _cpu_group: dist.ProcessGroup | None = None
 
@@ -40,27 +42,27 @@ def resolve_device(name: str, *, local_rank: int = 0, local_world_size: int = 1,
     """
     match = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", name)
     if match is None or (match[2] is not None and match[1] != "cuda"):
-        raise ValueError(f"train.device={name!r} is not a device; use auto, cpu, cuda or cuda:N")
+        raise UserError(f"train.device={name!r} is not a device; use auto, cpu, cuda or cuda:N")
     kind, index = match[1], match[2]
     if kind == "auto":
         kind = "cuda" if cuda_devices else "cpu"
     if kind == "cpu":
         return torch.device("cpu")
     if not cuda_devices:
-        raise ValueError(f"train.device={name} but no GPU is visible (torch.cuda.is_available() is False); use "
+        raise UserError(f"train.device={name} but no GPU is visible (torch.cuda.is_available() is False); use "
                          f"train.device=cpu or auto")
     if index is None:
         index = local_rank if launched else 0
         if index >= cuda_devices:
-            raise ValueError(f"LOCAL_RANK={local_rank} but only {cuda_devices} GPU(s) are visible on this node; "
+            raise UserError(f"LOCAL_RANK={local_rank} but only {cuda_devices} GPU(s) are visible on this node; "
                              f"start at most {cuda_devices} processes per node (torchrun --nproc_per_node)")
         return torch.device("cuda", index)
     index = int(index)
     if index >= cuda_devices:
-        raise ValueError(f"train.device={name} but only {cuda_devices} GPU(s) are visible (cuda:0 to "
+        raise UserError(f"train.device={name} but only {cuda_devices} GPU(s) are visible (cuda:0 to "
                          f"cuda:{cuda_devices - 1})")
     if launched and local_world_size > 1:
-        raise ValueError(f"train.device={name} would put all {local_world_size} processes of this node on one GPU; "
+        raise UserError(f"train.device={name} would put all {local_world_size} processes of this node on one GPU; "
                          f"use train.device=cuda (process LOCAL_RANK takes cuda:LOCAL_RANK), and CUDA_VISIBLE_DEVICES "
                          f"to choose the GPUs")
     return torch.device("cuda", index)

@@ -4,6 +4,8 @@ import math
 import torch
 from torch import nn
 
+from workbench.errors import UserError
+
 SOLVER_DEFAULTS = {
     "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
     "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
@@ -33,7 +35,7 @@ def lr_factor(iteration: int, solver: dict) -> float:
     ("constant": the paper's ResNet-110 on CIFAR trains at 0.01 for 400 iterations, then at 0.1).
     """
     if solver["warmup_method"] not in WARMUP_METHODS:
-        raise ValueError(f"solver.warmup_method={solver['warmup_method']!r} is not supported; choose one of "
+        raise UserError(f"solver.warmup_method={solver['warmup_method']!r} is not supported; choose one of "
                          f"{', '.join(WARMUP_METHODS)}")
     warmup = 1.0
     if iteration < solver["warmup_iters"]:
@@ -44,7 +46,7 @@ def lr_factor(iteration: int, solver: dict) -> float:
     elif solver["schedule"] == "cosine":
         decay = 0.5 * (1 + math.cos(math.pi * min(iteration, solver["max_iter"]) / solver["max_iter"]))
     else:
-        raise ValueError(f"solver.schedule={solver['schedule']!r} is not supported; choose 'multistep' or 'cosine'")
+        raise UserError(f"solver.schedule={solver['schedule']!r} is not supported; choose 'multistep' or 'cosine'")
     return warmup * decay
 
 

@@ -19,6 +19,7 @@ from workbench.engine.loop import LoopSettings, NonFiniteLossError, TrainState, 
 from workbench.engine.metrics import plot_curves
 from workbench.engine.solver import build_optimizer, build_scheduler
 from workbench.engine.stop_signals import ignore_stop_signals
+from workbench.errors import MissingFileError
 
 
 class Task:
@@ -165,7 +166,7 @@ def prepare_state(model: nn.Module, config: dict, device: torch.device, output_d
     if resume:
         path = checkpoints.last_checkpoint(output_dir)
         if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir}")
+            raise MissingFileError(f"--resume: no checkpoint in {output_dir}")
         state.load_state_dict(checkpoints.load_training_state(path))
         logging.getLogger(__name__).info("resumed from %s at iteration %d", path, state.iteration)
     if distributed.is_main_process():

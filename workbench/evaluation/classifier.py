@@ -17,6 +17,8 @@ from workbench.engine.stop_signals import ignore_stop_signals
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from workbench.errors import UserError
+
 MAX_LABELLED_CLASSES = 40  # confusion matrices with more classes are drawn without tick labels
 
 
@@ -48,7 +50,7 @@ def evaluate_classifier(model: nn.Module, dataset, device: torch.device, batch_s
     for images, labels in tqdm(loader, desc="eval", disable=not distributed.is_main_process(), dynamic_ncols=True):
         probabilities = class_probabilities(model, images.to(device, non_blocking=True)).cpu()
         if probabilities.shape[1] != num_classes:
-            raise ValueError(f"the model predicts {probabilities.shape[1]} classes but the dataset has {num_classes} "
+            raise UserError(f"the model predicts {probabilities.shape[1]} classes but the dataset has {num_classes} "
                              f"({', '.join(dataset.classes[:10])}{', ...' if num_classes > 10 else ''}); set "
                              f"model.num_classes={num_classes}")
         loss_sum += F.nll_loss(probabilities.clamp_min(1e-12).log(), labels, reduction="sum").item()

@@ -11,7 +11,7 @@ Example:
 import contextlib
 import functools
 import io
-import json
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -23,6 +23,11 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchvision.ops import box_convert
+
+from workbench.data.coco_files import read_annotation_file, read_results
+from workbench.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 IOU_TYPES = ("bbox", "segm")
 BACKENDS = ("pycocotools", "faster")
@@ -116,7 +121,7 @@ def _backend(backend: str) -> tuple[type, Callable]:
         except ImportError as error:
             raise ImportError("backend='faster' needs faster-coco-eval: pip install .[fast]") from error
         return faster_coco_eval.COCO, functools.partial(faster_coco_eval.COCOeval_faster, print_function=print)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    raise UserError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
 def _quiet(verbose: bool):
@@ -130,31 +135,23 @@ def _coco_from_dict(dataset: dict, coco_class: type):
     return coco
 
 
-def _load_gt(gt, coco_class: type):
+def _load_gt(gt, coco_class: type, segm: bool):
+    """A COCO object of `coco_class`; an annotation file is read once, checked and completed."""
     if isinstance(gt, coco_class):
         return gt
     if isinstance(gt, (str, os.PathLike)):
-        return coco_class(str(gt))
+        content = read_annotation_file(gt, segm=segm)
+        content.pop("suspect_ids")
+        return _coco_from_dict(content, coco_class)
     if hasattr(gt, "dataset"):
         return _coco_from_dict(gt.dataset, coco_class)
     raise TypeError(f"gt must be an annotation file path or a COCO object, got {type(gt).__name__}")
 
 
-def _load_detections(detections) -> list[dict]:
-    if isinstance(detections, (str, os.PathLike)):
-        detections = json.loads(Path(detections).read_text())
-    if not isinstance(detections, list):
-        raise TypeError(f"detections must be a list of COCO result dicts or a path to one, got {type(detections)}")
-    return detections
-
-
-def _check_detections(detections: list[dict], coco_gt, iou_types: tuple[str, ...]) -> None:
-    unknown = sorted({d["image_id"] for d in detections} - set(coco_gt.getImgIds()))
-    if unknown:
-        raise ValueError(f"detections refer to image ids missing from the ground truth: {unknown[:10]}")
-    if "segm" in iou_types and any("segmentation" not in d for d in detections):
-        raise ValueError("iou type 'segm' needs a 'segmentation' (RLE) in every detection; these detections have "
-                         "boxes only: evaluate with iou_types=('bbox',) or give the model's masks")
+def _undefined(coco_gt) -> dict:
+    """The 12 numbers and the per-category AP, all undefined (nan)."""
+    return {"stats": dict.fromkeys(STATS, float("nan")),
+            "per_category": {category["name"]: float("nan") for category in coco_gt.dataset["categories"]}}
 
 
 def _results_for(detections: list[dict], iou_type: str) -> list[dict]:
@@ -166,10 +163,7 @@ def _results_for(detections: list[dict], iou_type: str) -> list[dict]:
 
 
 def _load_results(coco_gt, detections: list[dict]):
-    """The result COCO object; an empty one by hand for no detections (pycocotools' loadRes fails on [])."""
-    if not detections:
-        empty = {"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"], "annotations": []}
-        return _coco_from_dict(empty, type(coco_gt))
+    """The result COCO object (`detections` is not empty: `evaluate_coco` answers an empty file itself)."""
     return coco_gt.loadRes(detections)
 
 
@@ -219,12 +213,18 @@ def evaluate_coco(gt: str | Path | COCO, detections: list[dict] | str | Path, io
     iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
     unknown = set(iou_types) - set(IOU_TYPES)
     if unknown:
-        raise ValueError(f"iou_types must be among {IOU_TYPES}, got {sorted(unknown)}")
+        raise UserError(f"iou_types must be among {IOU_TYPES}, got {sorted(unknown)}")
     coco_class, cocoeval = _backend(backend)
     with _quiet(verbose):
-        coco_gt = _load_gt(gt, coco_class)
-    detections = _load_detections(detections)
-    _check_detections(detections, coco_gt, iou_types)
+        coco_gt = _load_gt(gt, coco_class, segm="segm" in iou_types)
+    detections = read_results(detections, Path("detections"), set(coco_gt.getImgIds()), set(coco_gt.getCatIds()),
+                              segm="segm" in iou_types)
+    empty = [name for name, entries in (("images", coco_gt.dataset["images"]),
+                                        ("annotations", coco_gt.dataset["annotations"]), ("detections", detections))
+             if not entries]
+    if empty:
+        logger.warning("no %s to evaluate: the 12 numbers are undefined", " and no ".join(empty))
+        return {iou_type: _undefined(coco_gt) for iou_type in iou_types}
     return {iou_type: _evaluate(coco_gt, detections, iou_type, cocoeval, verbose) for iou_type in iou_types}
 
 

@@ -14,6 +14,7 @@ from workbench.data.classification import build_classification_datasets
 from workbench.data.classification_transforms import eval_transform, train_transform
 from workbench.engine import distributed
 from workbench.engine.trainer import Task
+from workbench.errors import UserError
 from workbench.evaluation.classifier import evaluate_classifier, format_per_class, format_summary, plot_confusion
 from workbench.evaluation.results import save_results
 from workbench.tasks.classification_model import build_classifier
@@ -25,7 +26,7 @@ def normalisation(data: dict, model: nn.Module) -> tuple[tuple, tuple]:
     """data.mean / data.std, or the model's pretrained_cfg when they are null (pixels in 0-1, RGB)."""
     cfg = model.pretrained_cfg
     if (data["mean"] is None or data["std"] is None) and (cfg["pixel_range"] != 1.0 or cfg["channel_order"] != "RGB"):
-        raise ValueError(f"{cfg['architecture']}.{cfg['tag']} expects {cfg['channel_order']} pixels in 0-"
+        raise UserError(f"{cfg['architecture']}.{cfg['tag']} expects {cfg['channel_order']} pixels in 0-"
                          f"{cfg['pixel_range']:g}; the classification tools feed RGB in 0-1, so set data.mean and "
                          f"data.std explicitly")
     return tuple(data["mean"] or cfg["mean"]), tuple(data["std"] or cfg["std"])
@@ -51,7 +52,7 @@ def build_datasets(config: dict, model: nn.Module, val_transform=None, with_trai
     train_set, val_set = build_classification_datasets(data, train_transform(data["augment"], mean, std),
                                                        val_transform, with_train)
     if len(val_set.classes) != config["model"]["num_classes"]:
-        raise ValueError(f"model.num_classes={config['model']['num_classes']} but the {data['dataset']} data in "
+        raise UserError(f"model.num_classes={config['model']['num_classes']} but the {data['dataset']} data in "
                          f"{data['root']} has {len(val_set.classes)} classes; set "
                          f"model.num_classes={len(val_set.classes)}")
     return train_set, val_set

@@ -17,6 +17,7 @@ from workbench.config.loader import load_config, merge
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.data.classification_transforms import ten_crop_transform
 from workbench.engine import distributed
+from workbench.errors import UserError
 from workbench.evaluation.classifier import format_per_class, format_summary
 from workbench.tasks.classification import build_datasets, eval_sizes, normalisation, report_evaluation
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
@@ -26,11 +27,11 @@ def load_model_and_config(args: argparse.Namespace):
     """The model with its weights and the config (the checkpoint's or the file's, with the overrides)."""
     if args.checkpoint:
         if args.config or args.weights:
-            raise SystemExit("give --checkpoint alone, or --config with --weights")
+            raise UserError("give --checkpoint alone, or --config with --weights")
         model, saved = load_classifier(args.checkpoint)
         return model, load_config(merge(CLASSIFICATION_DEFAULTS, saved), None, args.overrides), Path(args.checkpoint)
     if not (args.config and args.weights):
-        raise SystemExit("give --checkpoint (a train_cls.py checkpoint) or --config with --weights")
+        raise UserError("give --checkpoint (a train_cls.py checkpoint) or --config with --weights")
     config = load_config(CLASSIFICATION_DEFAULTS, args.config, args.overrides)
     return classifier_from_weights(config["model"], args.weights), config, Path(args.weights)
 
@@ -47,7 +48,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         if args.ten_crop:
             resize, crop = eval_sizes(config["data"], model)
             if crop is None:
-                raise SystemExit("--ten-crop needs a crop smaller than the image: set data.eval_crop (and "
+                raise UserError("--ten-crop needs a crop smaller than the image: set data.eval_crop (and "
                                  "data.eval_resize), e.g. data.eval_resize=36 data.eval_crop=32")
             val_transform = ten_crop_transform(resize, crop, *normalisation(config["data"], model))
             config = merge(config, {"eval": {"batch_size": max(1, config["eval"]["batch_size"] // 10)}})

@@ -5,6 +5,7 @@ from torch import nn
 
 import backbones
 from workbench.engine.checkpoints import load_training_state
+from workbench.errors import UserError
 
 
 def build_classifier(spec: dict) -> nn.Module:
@@ -23,7 +24,7 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict]:
     """
     state = load_training_state(path)
     if not isinstance(state, dict) or "model" not in state or "model" not in state.get("config", {}):
-        raise ValueError(f"{path} is not a train_cls.py checkpoint (expected the keys 'model' and 'config'); "
+        raise UserError(f"{path} is not a train_cls.py checkpoint (expected the keys 'model' and 'config'); "
                          f"use --config with --weights for other weight files")
     config = state["config"]
     model = build_classifier(dict(config["model"], backbone_weights=None))

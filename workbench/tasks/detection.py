@@ -13,6 +13,7 @@ from workbench.data.detection_transforms import build_transforms
 from workbench.data.shapes import make_shapes
 from workbench.engine import distributed
 from workbench.engine.trainer import Task
+from workbench.errors import UserError
 from workbench.evaluation.coco import format_results
 from workbench.evaluation.detector import evaluate_detector
 from workbench.evaluation.pictures import save_prediction_grid
@@ -35,7 +36,7 @@ def data_paths(data: dict) -> dict[str, Path]:
                         max_objects=shapes["max_objects"])
         distributed.barrier()
     elif data["dataset"] not in ("coco", "shapes"):
-        raise ValueError(f"data.dataset={data['dataset']!r} is not supported; choose 'coco' or 'shapes'")
+        raise UserError(f"data.dataset={data['dataset']!r} is not supported; choose 'coco' or 'shapes'")
     return paths
 
 
@@ -106,7 +107,7 @@ class DetectionTask(Task):
     def build(self, device: torch.device) -> tuple[nn.Module, CocoDetection, CocoDetection]:
         train_set, val_set, self.paths = build_datasets(self.config)
         if self.config["model"]["num_classes"] != len(train_set.class_names):
-            raise ValueError(f"model.num_classes={self.config['model']['num_classes']} but "
+            raise UserError(f"model.num_classes={self.config['model']['num_classes']} but "
                              f"{self.paths['train_annotations']} has {len(train_set.class_names) - 1} categories; set "
                              f"model.num_classes={len(train_set.class_names)} (background included)")
         return build_model(self.config, device), train_set, val_set

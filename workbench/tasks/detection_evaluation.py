@@ -12,6 +12,7 @@ from pathlib import Path
 from workbench.config.loader import load_config
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import distributed
+from workbench.errors import UserError
 from workbench.evaluation.coco import evaluate_coco, format_results
 from workbench.evaluation.results import save_results
 from workbench.tasks.detection import build_datasets, build_model, report_evaluation
@@ -51,10 +52,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     """A results file (`--gt`, `--dets`) or a model (`--config`, `--weights`), scored."""
     if args.gt or args.dets:
         if not (args.gt and args.dets):
-            raise SystemExit("--gt and --dets go together")
+            raise UserError("--gt and --dets go together")
         return evaluate_files(args)
     if not (args.config and args.weights):
-        raise SystemExit("give --config and --weights (evaluate a model) or --gt and --dets (evaluate a results file)")
+        raise UserError("give --config and --weights (evaluate a model) or --gt and --dets (evaluate a results file)")
     try:
         return evaluate_model(args)
     finally:

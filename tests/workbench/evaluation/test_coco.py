@@ -118,16 +118,16 @@ def test_shifted_box_matches_only_low_iou_thresholds(tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["pycocotools", "faster"])
-def test_empty_detections_give_zeros(gt_file, tmp_path, backend):
+def test_empty_detections_give_undefined_numbers_and_a_warning(gt_file, tmp_path, backend, caplog):
     empty_file = tmp_path / "empty.json"
     empty_file.write_text("[]")
     for detections in ([], empty_file):
+        caplog.clear()
         results = evaluate_coco(gt_file, detections, backend=backend)
         for iou_type in ("bbox", "segm"):
-            defined = {k: v for k, v in results[iou_type]["stats"].items() if not math.isnan(v)}
-            assert defined["AP"] == 0.0 and defined["AR100"] == 0.0
-            assert set(defined.values()) == {0.0}
-            assert results[iou_type]["per_category"] == {"circle": 0.0, "square": 0.0}
+            assert all(math.isnan(v) for v in results[iou_type]["stats"].values())
+            assert list(results[iou_type]["per_category"]) == ["circle", "square"]
+        assert [r.getMessage() for r in caplog.records] == ["no detections to evaluate: the 12 numbers are undefined"]
 
 
 def test_crowd_region_and_image_without_ground_truth(tmp_path):
@@ -147,7 +147,8 @@ def test_segm_needs_segmentation(gt_file):
 
 
 def test_detections_on_unknown_images_are_a_clear_error(gt_file):
-    with pytest.raises(ValueError, match=r"image ids missing from the ground truth: \[42\]"):
+    with pytest.raises(ValueError, match=r"detection at position 0 \(image id 42\): image id 42 is not in the "
+                                         r"annotation file"):
         evaluate_coco(gt_file, [box_detection(42, 3, [4, 4, 20, 20], 0.9)], iou_types="bbox")
 
 
@@ -183,9 +184,10 @@ def test_unknown_backend_and_iou_type(gt_file):
 
 
 def test_evaluation_is_quiet_unless_verbose(gt_file, capsys):
-    evaluate_coco(gt_file, [])
+    detections = [box_detection(1, 3, [4, 4, 20, 20], 0.9)]
+    evaluate_coco(gt_file, detections, iou_types="bbox")
     assert capsys.readouterr().out == ""
-    evaluate_coco(gt_file, [], iou_types="bbox", verbose=True)
+    evaluate_coco(gt_file, detections, iou_types="bbox", verbose=True)
     assert "Average Precision" in capsys.readouterr().out
 
 
