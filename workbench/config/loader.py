@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from workbench.config.schemas import RENAMED_KEYS
+from workbench.config.schemas import KIND_TOOLS, RENAMED_KEYS, SCHEMAS
 from workbench.errors import MissingFileError, UserError
 
 FREE_FORM = ("model.options",)
@@ -44,19 +44,22 @@ def merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, base_of: Path | None = None) -> dict:
     """Reads a YAML config, resolving `_base_` (a path relative to the file, or a list of them) first."""
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"config file not found: {path}")
-    with open(path) as f:
-        content = parse_yaml(f) or {}
+        raise MissingFileError(f"config file not found: {path}" + (f" (the _base_ of {base_of})" if base_of else ""))
+    try:
+        with open(path) as f:
+            content = parse_yaml(f) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"config {path} is not valid YAML: {error}") from error
     if not isinstance(content, dict):
         raise UserError(f"config {path} must hold a mapping of keys, not {type(content).__name__}")
     bases = content.pop("_base_", [])
     merged: dict = {}
     for base in [bases] if isinstance(bases, str) else bases:
-        merged = merge(merged, read_yaml(path.parent / base))
+        merged = merge(merged, read_yaml(path.parent / base, base_of=path))
     return merge(merged, content)
 
 
@@ -77,6 +80,10 @@ def check_keys(config: dict, defaults: dict, source: str, prefix: str = "") -> N
         if key not in defaults and name in RENAMED_KEYS:
             raise UserError(f"config key '{name}' in {source} is now '{RENAMED_KEYS[name]}'; rename it")
         if key not in defaults:
+            other = other_kind(name, defaults, prefix)
+            if other:
+                raise UserError(f"config key '{name}' in {source} belongs to {other} configs: this looks like a "
+                                f"{other} config; give it to {KIND_TOOLS[other]}")
             valid = _flat_keys(defaults, prefix)
             close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
             hint = (f"; did you mean '{close[0]}'?" if close
@@ -84,6 +91,18 @@ def check_keys(config: dict, defaults: dict, source: str, prefix: str = "") -> N
             raise UserError(f"unknown config key '{name}' in {source}{hint}")
         if isinstance(value, dict) and isinstance(defaults[key], dict) and name not in FREE_FORM:
             check_keys(value, defaults[key], source, name + ".")
+
+
+def other_kind(name: str, defaults: dict, prefix: str) -> str | None:
+    """The kind of config ("detection", "classification") that has key `name` when `defaults` (the schema under
+    `prefix`) does not, or None."""
+    for kind, schema in SCHEMAS.items():
+        section = schema
+        for part in prefix.rstrip(".").split(".") if prefix else []:
+            section = section.get(part, {}) if isinstance(section, dict) else {}
+        if section is not defaults and name.rsplit(".", 1)[-1] in section:
+            return kind
+    return None
 
 
 def parse_override(text: str) -> dict:

@@ -52,3 +52,7 @@ RENAMED_KEYS = {  # old key: new key; the same idea has one key in detection and
     "model.norm": "model.options.norm",
     "model.frozen_stages": "model.options.frozen_stages",
 }
+
+SCHEMAS = {"detection": DETECTION_DEFAULTS, "classification": CLASSIFICATION_DEFAULTS}
+KIND_TOOLS = {"detection": "tools/train_det.py or tools/eval_det.py",
+              "classification": "tools/train_cls.py or tools/eval_cls.py"}

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from workbench.config.checks import check_values
 from workbench.config.loader import format_config, load_config
 from workbench.data.batching import SeededSamples, training_batches
 from workbench.engine import checkpoints, distributed
@@ -77,11 +78,12 @@ def args_parser(description: str, configs: str) -> argparse.ArgumentParser:
 
 
 def resolve_config(defaults: dict, args: argparse.Namespace) -> dict:
-    """Defaults, then the file, then overrides, then --output-dir (a path, taken as it is)."""
+    """Defaults, then the file, then overrides, then --output-dir (a path, taken as it is); impossible values are a
+    UserError before any work starts."""
     config = load_config(defaults, args.config, args.overrides)
     if args.output_dir:
         config["train"]["output_dir"] = args.output_dir
-    return config
+    return check_values(config)
 
 
 def run(args: argparse.Namespace, defaults: dict, task: type[Task]) -> dict:

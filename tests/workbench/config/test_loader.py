@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 import backbones
+from workbench.config.checks import check_values
 from workbench.config.loader import load_config, parse_override
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.config.schemas import DETECTION_DEFAULTS as DEFAULTS
@@ -59,11 +60,43 @@ def test_model_options_are_free_form():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_load(path):
-    config = load_config(DEFAULTS, path)
+    config = check_values(load_config(DEFAULTS, path))
     assert config["model"]["kind"] in ("faster_rcnn", "mask_rcnn")
 
 
 @pytest.mark.parametrize("path", CLASSIFICATION_CONFIGS, ids=[p.stem for p in CLASSIFICATION_CONFIGS])
 def test_shipped_classification_configs_load(path):
-    config = load_config(CLASSIFICATION_DEFAULTS, path)
+    config = check_values(load_config(CLASSIFICATION_DEFAULTS, path))
     assert config["model"]["backbone"] in backbones.list_backbones()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("solver.lr=-0.1", r"solver.lr=-0.1 is impossible; expected a number > 0"),
+    ("solver.lr=fast", r"solver.lr='fast' is impossible"),
+    ("data.batch_size=0", r"data.batch_size=0 is impossible; expected an integer >= 1"),
+    ("solver.max_iter=500", r"solver.warmup_iters=1000 is not below solver.max_iter=500"),
+    ("solver.steps=[80000,60000]", r"solver.steps=\[80000, 60000\] is impossible; expected a list of increasing"),
+    ("solver.momentum=1.5", r"solver.momentum=1.5 is impossible"),
+    ("data.workers=-1", r"data.workers=-1 is impossible"),
+    ("solver.clip_grad_norm=0", r"solver.clip_grad_norm=0 is impossible"),
+])
+def test_impossible_values_are_caught_before_any_work(override, message):
+    with pytest.raises(ValueError, match=message):
+        check_values(load_config(DEFAULTS, "configs/mask_rcnn_r50_fpn_1x_coco.yaml", [override]))
+
+
+def test_a_config_of_the_other_kind_is_named():
+    with pytest.raises(ValueError, match=r"resnet18_shapes_cls.yaml belongs to classification configs: this looks "
+                                         r"like a classification config"):
+        load_config(DEFAULTS, "configs/classification/resnet18_shapes_cls.yaml")
+    with pytest.raises(ValueError, match=r"'model.kind' in .*shapes_cpu.yaml belongs to detection configs"):
+        load_config(CLASSIFICATION_DEFAULTS, "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml")
+
+
+def test_a_missing_base_and_bad_yaml_name_their_files(tmp_path):
+    (tmp_path / "child.yaml").write_text("_base_: parent.yaml\n")
+    with pytest.raises(FileNotFoundError, match=r"parent.yaml \(the _base_ of .*child.yaml\)"):
+        load_config(DEFAULTS, tmp_path / "child.yaml")
+    (tmp_path / "broken.yaml").write_text("solver: [lr: 1\n")
+    with pytest.raises(ValueError, match=r"broken.yaml is not valid YAML"):
+        load_config(DEFAULTS, tmp_path / "broken.yaml")

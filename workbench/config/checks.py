@@ -1,0 +1,48 @@
+"""Values a config may not hold, checked before any work starts: each problem is a UserError naming the key, the
+value found and what is expected."""
+from workbench.errors import UserError
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+RULES = {  # key: (test, what is expected)
+    "solver.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "solver.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "solver.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "solver.weight_decay_norm": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "solver.max_iter": (lambda v: _integer(v) and v > 0, "an integer > 0"),
+    "solver.warmup_iters": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "solver.warmup_factor": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "solver.gamma": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "solver.steps": (lambda v: isinstance(v, list) and all(_integer(s) and s > 0 for s in v) and v == sorted(v),
+                     "a list of increasing iterations > 0"),
+    "solver.clip_grad_norm": (lambda v: v is None or (_number(v) and v > 0), "null or a number > 0"),
+    "solver.accumulate": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "data.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "data.workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "train.log_period": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "train.checkpoint_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: no periodic checkpoints)"),
+    "train.eval_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: evaluate at the end only)"),
+    "eval.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "model.num_classes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def check_values(config: dict) -> dict:
+    """Raises a UserError for the first impossible value of `config` (see `RULES`, and warm-up shorter than the
+    run); returns `config`."""
+    for key, (valid, expected) in RULES.items():
+        section, name = key.split(".")
+        if name in config.get(section, {}) and not valid(config[section][name]):
+            raise UserError(f"{key}={config[section][name]!r} is impossible; expected {expected}")
+    solver = config["solver"]
+    if solver["warmup_iters"] >= solver["max_iter"]:
+        raise UserError(f"solver.warmup_iters={solver['warmup_iters']} is not below solver.max_iter="
+                        f"{solver['max_iter']}: the run would end during warm-up")
+    return config
