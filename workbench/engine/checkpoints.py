@@ -1,12 +1,13 @@
 """Training checkpoints: written atomically, read back with weights_only=True, found again for --resume."""
 import os
+import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from workbench.errors import MissingFileError
+from workbench.errors import MissingFileError, UserError
 
 LAST_CHECKPOINT = "last_checkpoint"
 
@@ -68,5 +69,31 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def load_training_state(path: str | Path) -> dict:
-    """Reads a training checkpoint without running any code from it."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Reads a training checkpoint without running any code from it.
+
+    Raises:
+        UserError: the file is missing, truncated or not a torch checkpoint, or it holds objects other than tensors
+            and plain containers (it could run code when loaded; it is refused).
+    """
+    if not Path(path).is_file():
+        raise MissingFileError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(f"{path}: refused: it holds objects other than tensors and plain containers, which could run "
+                        f"code when loaded ({refused_global(error)})") from error
+    except (RuntimeError, EOFError) as error:
+        raise UserError(f"{path}: not a readable torch checkpoint (truncated or of another format): "
+                        f"{last_line(error)}") from error
+
+
+def refused_global(error: pickle.UnpicklingError) -> str:
+    """The line of torch's message that names the refused object ("Unsupported global: GLOBAL builtins.open")."""
+    lines = [line.strip() for line in str(error).splitlines() if "Unsupported" in line or "GLOBAL" in line]
+    return lines[0][:200] if lines else last_line(error)
+
+
+def last_line(error: BaseException) -> str:
+    """The last line of an error's message (torch puts the cause there), or its type when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[-1][:200] if lines else type(error).__name__

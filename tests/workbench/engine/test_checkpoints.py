@@ -1,10 +1,13 @@
 """Atomic checkpoints and random-state round trips."""
+import pickle
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from workbench.engine import checkpoints
+from workbench.tasks.classification_model import load_classifier
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
@@ -22,3 +25,32 @@ def test_save_leaves_no_temporary_files_and_points_at_the_newest(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pth", "b.pth", "last_checkpoint"]
     assert checkpoints.load_training_state(checkpoints.last_checkpoint(tmp_path))["iteration"] == 2
     assert checkpoints.last_checkpoint(tmp_path / "empty") is None
+
+
+class WritesAFile:
+    """Pickles as a call that would create a file, as a planted payload would."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_planted_training_checkpoint_is_refused_and_its_code_does_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"model": {}, "iteration": 3, "payload": WritesAFile(marker)}, tmp_path / "checkpoint.pth")
+    for load in (checkpoints.load_training_state, load_classifier):
+        with pytest.raises(ValueError, match=r"checkpoint.pth: refused: it holds objects other than tensors") as error:
+            load(tmp_path / "checkpoint.pth")
+        assert isinstance(error.value.__cause__, pickle.UnpicklingError)
+    assert not marker.exists()
+
+
+def test_a_truncated_or_empty_checkpoint_is_named(tmp_path):
+    torch.save({"model": {"w": torch.zeros(1000)}, "iteration": 1}, tmp_path / "whole.pth")
+    data = (tmp_path / "whole.pth").read_bytes()
+    for name, content in (("truncated.pth", data[: len(data) // 2]), ("empty.pth", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{name}: not a readable torch checkpoint"):
+            checkpoints.load_training_state(tmp_path / name)
