@@ -1,4 +1,7 @@
-"""Training checkpoints: written atomically, read back with weights_only=True, found again for --resume."""
+"""Training checkpoints: written atomically, read back with weights_only=True, found again for --resume; one run at
+a time in an output folder."""
+import fcntl
+import io
 import os
 import pickle
 import random
@@ -10,15 +13,52 @@ import torch
 from workbench.errors import MissingFileError, UserError
 
 LAST_CHECKPOINT = "last_checkpoint"
+LOCK_FILE = ".run.lock"
 
 
 def atomic_save(obj: object, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a crash never leaves a half-written file."""
+    """torch.save to a temporary file in the same folder, flushed to disk, then renamed: a crash, a kill or a full disk
+    never leaves a half-written file where a checkpoint was.
+
+    Raises:
+        UserError: the file could not be written (a full disk, say); the previous file at `path` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, temporary)
+    try:
+        with open(temporary, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+    except (OSError, RuntimeError) as error:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {last_line(error)}; the previous checkpoint is intact (free some space "
+                        f"or choose another --output-dir, then --resume)") from error
     os.replace(temporary, path)
+
+
+def lock_output_dir(output_dir: str | Path) -> io.TextIOWrapper:
+    """Takes `output_dir` for this run until the returned file is closed (or the process ends).
+
+    Raises:
+        UserError: another run holds the folder; the message gives its process id.
+    """
+    path = Path(output_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise UserError(f"another run (process {holder}) is writing into {output_dir}; wait for it to end, or give "
+                        f"this run another --output-dir") from error
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 def rng_state(device: torch.device) -> dict:

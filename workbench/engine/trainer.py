@@ -117,7 +117,17 @@ def train(task: Task, resume: bool = False) -> dict:
     device = distributed.select_device(config["train"]["device"])
     torch.manual_seed(config["train"]["seed"] + distributed.get_rank())
     output_dir = Path(config["train"]["output_dir"])
-    output_dir.mkdir(parents=True, exist_ok=True)
+    lock = checkpoints.lock_output_dir(output_dir) if distributed.is_main_process() else None
+    try:
+        return _train(task, resume, device, output_dir)
+    finally:
+        if lock:
+            lock.close()
+
+
+def _train(task: Task, resume: bool, device: torch.device, output_dir: Path) -> dict:
+    """`train`, once the device, the seeds and the output folder are settled."""
+    config = task.config
     model, train_set, val_set = task.build(device)
     state = prepare_state(model, config, device, output_dir, resume)
     data, solver = config["data"], config["solver"]

@@ -1,4 +1,6 @@
 """Atomic checkpoints and random-state round trips."""
+import errno
+import os
 import pickle
 import random
 
@@ -54,3 +56,27 @@ def test_a_truncated_or_empty_checkpoint_is_named(tmp_path):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=rf"{name}: not a readable torch checkpoint"):
             checkpoints.load_training_state(tmp_path / name)
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    checkpoints.save_training_state(tmp_path, "c.pth", {"iteration": 1})
+
+    def fills_the_disk(obj, file):
+        file.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", fills_the_disk)
+    with pytest.raises(ValueError, match=r"cannot write .*c.pth: \[Errno 28\] No space left on device; the previous "
+                                         r"checkpoint is intact"):
+        checkpoints.save_training_state(tmp_path, "c.pth", {"iteration": 2})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "last_checkpoint"]
+    assert checkpoints.load_training_state(checkpoints.last_checkpoint(tmp_path))["iteration"] == 1
+
+
+def test_one_run_at_a_time_in_an_output_folder(tmp_path):
+    held = checkpoints.lock_output_dir(tmp_path)
+    with pytest.raises(ValueError, match=rf"another run \(process {os.getpid()}\) is writing into {tmp_path}"):
+        checkpoints.lock_output_dir(tmp_path)
+    held.close()
+    checkpoints.lock_output_dir(tmp_path).close()

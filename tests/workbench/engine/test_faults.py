@@ -1,6 +1,7 @@
 """Training under faults, through the command line and torchrun: a stop signal to the process group or to one rank
 or to every process of a job, a NaN loss on one rank, a killed rank; and --resume after a stop."""
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -188,3 +189,20 @@ def test_killed_rank_ends_the_job_promptly(tmp_path, tool):
     assert job.returncode != 0, log[-3000:]
     assert not Path(f"/proc/{ranks[0]}").exists() or "Z" in Path(f"/proc/{ranks[0]}/stat").read_text().split()[2]
     assert "stopped by" not in log
+
+
+KILL_TRIALS = int(os.environ.get("WORKBENCH_KILL_TRIALS", "3"))  # the issue's 20: WORKBENCH_KILL_TRIALS=20
+
+
+@pytest.mark.parametrize("trial", range(KILL_TRIALS))
+def test_sigkill_at_a_random_moment_leaves_a_checkpoint_that_loads_and_resumes(tmp_path, quick_cls_overrides, trial):
+    overrides = quick_cls_overrides + [LONG_RUN, "train.checkpoint_period=1", "data.workers=1"]
+    job = start(command("cls", tmp_path, overrides), tmp_path / "log")
+    wait_for(lambda: (tmp_path / "last_checkpoint").is_file(), timeout=240, job=job)
+    time.sleep(random.Random(trial).uniform(0.0, 2.0))  # during an iteration, a save or the rename
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    stopped_at = saved_iteration(tmp_path)  # the checkpoint the pointer names loads, whatever was half-written
+    assert stopped_at >= 1
+    train("cls", tmp_path, overrides + [f"solver.max_iter={stopped_at + 2}"], resume=True)
+    assert saved_iteration(tmp_path) == stopped_at + 2

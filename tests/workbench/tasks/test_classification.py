@@ -15,7 +15,7 @@ import backbones
 import heads
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.data.classification_transforms import ten_crop_transform
-from workbench.engine import trainer
+from workbench.engine import checkpoints, trainer
 from workbench.evaluation.classifier import evaluate_classifier
 from workbench.tasks import classification_evaluation
 from workbench.tasks.classification import ClassificationTask
@@ -140,6 +140,14 @@ def test_classification_checkpoint_feeds_detection_and_create_backbone(trained):
     body = detector.backbone.body.state_dict()
     for key in ("conv1.weight", "layer3.1.conv2.weight", "layer4.0.bn1.running_var"):
         torch.testing.assert_close(body[key], trained_weights[key], msg=key)
+
+
+def test_a_folder_another_run_writes_into_is_refused_before_any_work(tmp_path, quick_cls_overrides):
+    held = checkpoints.lock_output_dir(tmp_path)
+    with pytest.raises(ValueError, match=r"another run \(process \d+\) is writing into"):
+        train(tmp_path, quick_cls_overrides)
+    held.close()
+    assert not (tmp_path / "config.yaml").exists()
 
 
 def test_class_count_mismatch_is_named(tmp_path, quick_cls_overrides):
