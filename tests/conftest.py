@@ -72,3 +72,19 @@ def tool_parser():
 def tool_args(tool_parser):
     """`tool_args(name, argv)`: the Namespace that `tools/<name>.py` parses from `argv`."""
     return lambda name, argv: tool_parser(name).parse_args(argv)
+
+
+class WritesAFile:
+    """Pickles as a call that would create a file, as a payload planted in a checkpoint would."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+@pytest.fixture
+def planted_payload():
+    """`planted_payload(path)`: an object whose unpickling would create `path`."""
+    return WritesAFile

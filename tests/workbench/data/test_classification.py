@@ -217,20 +217,11 @@ def test_center_crop_and_ten_crop_geometry():
 
 
 
-class WritesAFile:
-    """Pickles as a call that would create a file, as a planted payload would."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
-def test_a_planted_cifar_batch_is_refused_and_its_code_does_not_run(cifar10_root):
+def test_a_planted_cifar_batch_is_refused_and_its_code_does_not_run(cifar10_root, planted_payload):
     root, batches = cifar10_root
     marker = root / "pwned"
-    write_pickle(root / "cifar-10-batches-py/data_batch_3", dict(batches["data_batch_3"], payload=WritesAFile(marker)))
+    write_pickle(root / "cifar-10-batches-py/data_batch_3",
+                 dict(batches["data_batch_3"], payload=planted_payload(marker)))
     with pytest.raises(pickle.UnpicklingError, match=r"data_batch_3"):
         CifarDataset(root, "cifar10", train=True, download=False)
     assert not marker.exists()

@@ -41,20 +41,21 @@ DETECTIONS = [dict(image_id=a["image_id"], category_id=a["category_id"], bbox=[v
                    segmentation=rle(a["segmentation"])) for a in GT["annotations"]]
 
 
-def edit_gt(change):
+def edit(base, change):
+    """A function giving a changed copy of `base` (the ground truth or the detections)."""
     def edited():
-        gt = copy.deepcopy(GT)
-        change(gt)
-        return gt
+        content = copy.deepcopy(base)
+        change(content)
+        return content
     return edited
+
+
+def edit_gt(change):
+    return edit(GT, change)
 
 
 def edit_detections(change):
-    def edited():
-        detections = copy.deepcopy(DETECTIONS)
-        change(detections)
-        return detections
-    return edited
+    return edit(DETECTIONS, change)
 
 
 def annotation(index, **fields):

@@ -29,19 +29,9 @@ def test_save_leaves_no_temporary_files_and_points_at_the_newest(tmp_path):
     assert checkpoints.last_checkpoint(tmp_path / "empty") is None
 
 
-class WritesAFile:
-    """Pickles as a call that would create a file, as a planted payload would."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
-def test_a_planted_training_checkpoint_is_refused_and_its_code_does_not_run(tmp_path):
+def test_a_planted_training_checkpoint_is_refused_and_its_code_does_not_run(tmp_path, planted_payload):
     marker = tmp_path / "pwned"
-    torch.save({"model": {}, "iteration": 3, "payload": WritesAFile(marker)}, tmp_path / "checkpoint.pth")
+    torch.save({"model": {}, "iteration": 3, "payload": planted_payload(marker)}, tmp_path / "checkpoint.pth")
     for load in (checkpoints.load_training_state, load_classifier):
         with pytest.raises(ValueError, match=r"checkpoint.pth: refused: it holds objects other than tensors") as error:
             load(tmp_path / "checkpoint.pth")
