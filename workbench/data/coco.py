@@ -14,7 +14,6 @@ unknown image or category, or a malformed segmentation raises ValueError naming 
 field. Boxes reaching out of the image are clipped to it; boxes under 1 pixel wide or high (after clipping) are dropped;
 the counts are kept in `stats` and logged once. Evaluation should use the original JSON (not these targets).
 """
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -24,28 +23,14 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from workbench.data.coco_files import read_instances
 from workbench.data.detection_transforms import to_tensors
 from workbench.data.images import load_rgb
 from workbench.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("images", "annotations", "categories")
 MIN_POLYGON_COORDINATES = 6
-
-
-def read_json(path: Path) -> dict:
-    """The parsed annotation file, with its three sections present."""
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(content, dict):
-        raise UserError(f"{path}: expected a JSON object with sections {SECTIONS}, got {type(content).__name__}")
-    for section in SECTIONS:
-        if not isinstance(content.get(section), list):
-            raise UserError(f"{path}: missing or non-list section {section!r} (a COCO instances file has {SECTIONS})")
-    return content
 
 
 def index_entries(entries: list, kind: str, fields: dict[str, type], path: Path) -> dict[int, dict]:
@@ -155,7 +140,7 @@ class CocoDetection(torch.utils.data.Dataset):
         self.ann_file = Path(ann_file)
         self.transforms = transforms if transforms is not None else to_tensors
         self.with_masks = with_masks
-        content = read_json(self.ann_file)
+        content = read_instances(self.ann_file)
         self.images = index_entries(content["images"], "image", {"file_name": str, "width": int, "height": int},
                                     self.ann_file)
         check_image_sizes(self.images, self.ann_file)

@@ -94,17 +94,23 @@ def warn_suspects(path: Path, suspects: dict[str, list], action: str) -> None:
         logger.warning("%s: %d %s (ids %s); %s", path, len(ids), kind, shown, action)
 
 
+def read_instances(path: str | Path) -> dict:
+    """The parsed COCO instances file at `path`, with its three sections present as lists."""
+    content = read_json(path, dict, "COCO annotation file")
+    for section in SECTIONS:
+        if not isinstance(content.get(section), list):
+            raise UserError(f"{path}: missing or non-list section {section!r}; a COCO instances file has "
+                            f"{', '.join(SECTIONS)}")
+    return content
+
+
 def read_annotation_file(path: str | Path, action: str = "kept, as pycocotools keeps them", segm: bool = False
                          ) -> dict:
     """A COCO instances file, checked; missing `area` / `iscrowd` filled in, polygons of fewer than 3 points dropped.
     Suspect annotations are kept and counted (`action` says what the caller does with them); returns the content
     with `suspect_ids` per kind. With `segm` (masks will be compared), an RLE of another size is fatal."""
     path = Path(path)
-    content = read_json(path, dict, "COCO annotation file")
-    for section in SECTIONS:
-        if not isinstance(content.get(section), list):
-            raise UserError(f"{path}: missing or non-list section {section!r}; a COCO instances file has "
-                            f"{', '.join(SECTIONS)}")
+    content = read_instances(path)
     images, categories = {}, set()
     for position, image in enumerate(content["images"]):
         check_fields(image, {"id": (int,), "width": (int,), "height": (int,)}, "image", position, path)

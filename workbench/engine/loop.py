@@ -245,8 +245,8 @@ def agree(terms: dict[str, torch.Tensor], nonfinite: torch.Tensor, stop_requeste
 
 def nonfinite_message(means: dict[str, torch.Tensor], iteration: int, ranks: int) -> str:
     """Names the iteration, the non-finite loss terms (means over ranks) and how many ranks saw them."""
-    bad = {name: value.item() for name, value in means.items()
-           if name.startswith("loss") and not math.isfinite(value.item())}
+    losses = {name: value.item() for name, value in means.items() if name.startswith("loss")}
+    bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
     if len(bad) > 1:
         bad.pop("loss", None)  # the sum, when the terms are named
     terms = ", ".join(f"{name}={value}" for name, value in bad.items())

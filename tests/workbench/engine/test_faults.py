@@ -3,7 +3,6 @@ or to every process of a job, a NaN loss on one rank, a killed rank; and --resum
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,20 +34,15 @@ def tool(request, quick_overrides, quick_cls_overrides):
     return "cls", quick_cls_overrides
 
 
-def command(tool: str, output_dir: Path, overrides: list[str], processes: int = 0, script: list[str] = ()) -> list:
+def command(tool: str, output_dir: Path, overrides: list[str], processes: int = 0, port: int = 0,
+            script: list[str] = ()) -> list:
     """The command line of a training run: one process, or `processes` under torchrun; `script` replaces the tool."""
     _, _, path, config = TOOLS[tool]
     launcher = [sys.executable]
     if processes:
         launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port",
-                     str(free_port())]
+                     str(port)]
     return launcher + (list(script) or [path]) + ["--config", config, "--output-dir", str(output_dir)] + overrides
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(arguments: list, log: Path) -> subprocess.Popen:
@@ -145,10 +139,10 @@ def test_signal_to_the_process_group_saves_and_resume_is_exact(tmp_path, uninter
 
 
 @pytest.mark.parametrize("target", ["one rank", "every process"])
-def test_sigterm_under_torchrun_saves_and_resume_continues(tmp_path, tool, target, caplog):
+def test_sigterm_under_torchrun_saves_and_resume_continues(tmp_path, tool, target, caplog, free_port):
     name, overrides = tool
     overrides = overrides + ["data.workers=1", LONG_RUN]
-    job = start(command(name, tmp_path / "run", overrides, processes=2), tmp_path / "log")
+    job = start(command(name, tmp_path / "run", overrides, processes=2, port=free_port), tmp_path / "log")
     wait_for(lambda: logged_iterations(tmp_path / "run") >= 2, timeout=240, job=job)
     victims = [rank_processes(job.pid)[1]] if target == "one rank" else job_processes(job.pid)
     for pid in victims:  # every process: as a cluster's preemption signals the whole job
@@ -166,9 +160,9 @@ def test_sigterm_under_torchrun_saves_and_resume_continues(tmp_path, tool, targe
     assert "resuming a run of 2 process(es) with 1" in caplog.text
 
 
-def test_nan_on_one_rank_stops_every_rank_at_that_iteration(tmp_path, tool):
+def test_nan_on_one_rank_stops_every_rank_at_that_iteration(tmp_path, tool, free_port):
     name, overrides = tool
-    arguments = command(name, tmp_path, overrides + [LONG_RUN], processes=2,
+    arguments = command(name, tmp_path, overrides + [LONG_RUN], processes=2, port=free_port,
                         script=["tests/workbench/engine/faulty_training.py", name, "1", "3"])
     started = time.monotonic()
     result = subprocess.run(arguments, env=ENV, capture_output=True, text=True, timeout=300)
@@ -178,9 +172,9 @@ def test_nan_on_one_rank_stops_every_rank_at_that_iteration(tmp_path, tool):
     assert "stopped by" not in log
 
 
-def test_killed_rank_ends_the_job_promptly(tmp_path, tool):
+def test_killed_rank_ends_the_job_promptly(tmp_path, tool, free_port):
     name, overrides = tool
-    job = start(command(name, tmp_path / "run", overrides + [LONG_RUN], processes=2), tmp_path / "log")
+    job = start(command(name, tmp_path / "run", overrides + [LONG_RUN], processes=2, port=free_port), tmp_path / "log")
     wait_for(lambda: logged_iterations(tmp_path / "run") >= 2, timeout=240, job=job)
     ranks = rank_processes(job.pid)
     os.kill(ranks[1], signal.SIGKILL)
