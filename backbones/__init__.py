@@ -1,6 +1,6 @@
 """ResNet backbones of He et al. 2015 behind a timm-style registry, with weights from every common format."""
 from . import builders  # noqa: F401  (registers the ResNet family)
-from .checkpoint import CheckpointMismatchError, load_weights, read_checkpoint
+from .checkpoint import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, load_weights, read_checkpoint
 from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
 from .fuse import fuse_batchnorm
@@ -9,7 +9,7 @@ from .registry import create_backbone, list_backbones, register_backbone, split_
 from .resnet import ResNet
 
 __all__ = [
-    "BackboneWithFPN", "CheckpointMismatchError", "FeatureExtractor", "FeatureInfo", "ResNet", "create_backbone",
-    "create_fpn_backbone", "freeze_batchnorm", "fuse_batchnorm", "list_backbones", "load_weights", "read_checkpoint",
-    "register_backbone", "split_name",
+    "BackboneWithFPN", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError", "FeatureExtractor",
+    "FeatureInfo", "ResNet", "create_backbone", "create_fpn_backbone", "freeze_batchnorm", "fuse_batchnorm",
+    "list_backbones", "load_weights", "read_checkpoint", "register_backbone", "split_name",
 ]

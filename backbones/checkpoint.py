@@ -3,7 +3,7 @@
 Formats (detected from the keys, not from the file name):
 
 - "torchvision": torchvision and timm classifiers (`conv1 bn1 layer1..layer4 fc`), and torchvision detectors, whose
-  backbone sits under `backbone.body.`.
+  backbone sits under `backbone.body.` (our C4 detectors keep layer4 under `roi_heads.box_head.res5.`).
 - "detectron2": `stem.conv1`, `res2.0.conv1.norm`, `res2.0.shortcut`, `linear`; detectors keep the backbone under
   `backbone.bottom_up.` (FPN) or `backbone.` with res5 under `roi_heads.res5.` (C4).
 - "caffe2": the MSRA ImageNet weights as Detectron ships them (`conv1_w`, `res_conv1_bn_s`, `res2_0_branch2a_w`, ...).
@@ -11,14 +11,16 @@ Formats (detected from the keys, not from the file name):
   BatchNorm with eps 1e-5 computes exactly that affine.
 - "mmpretrain": torchvision names under `backbone.`, classifier `head.fc`.
 
-Keys of detector heads (RPN, RoI heads other than C4's res5, FPN) are dropped; `module.`, `model.` and `_orig_mod.`
-prefixes shared by every key are stripped.
+Keys of detector heads (RPN, RoI heads other than C4's res5, FPN) are ignored with a warning; `module.`, `model.` and
+`_orig_mod.` prefixes shared by every key are stripped. Floating-point tensors of another precision (float16, bfloat16,
+float64) are converted to the model's; integer or boolean tensors where the model holds floats are refused.
 """
 import argparse
 import logging
 import os
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -51,10 +53,24 @@ CAFFE2_BLOCK = re.compile(r"res(\d+)_(\d+)_branch(1|2a|2b|2c)_(w|b|bn_s|bn_b)")
 CAFFE2_STEM_NORM = re.compile(r"res_conv1_(bn_s|bn_b)")
 DETECTRON2_BLOCK = re.compile(r"res(\d+)\.(\d+)\.(conv\d|shortcut)\.(norm\.)?(\w+)")
 DETECTRON2_STEM = re.compile(r"stem\.conv1\.(norm\.)?(\w+)")
+# Where torchvision-named detectors keep the ResNet: the body (FPN, C4 up to layer3), and res5 of our C4 detectors.
+TORCHVISION_BACKBONE = {"backbone.body.": "", "roi_heads.box_head.res5.": "layer4."}
+# How torch's weights_only loader and `load_pickle` name a global they refuse to run.
+REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL [\w.]+|refused to load global [\w.]+")
+FORMAT_EXAMPLES = ("torchvision conv1.weight, detectron2 stem.conv1.weight, Caffe2 conv1_w or "
+                   "mmpretrain backbone.conv1.weight")
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint's keys or shapes do not match the model it is loaded into."""
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read, or does not fit the model it is loaded into; the message names the file."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint file does not exist."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's keys, shapes or dtypes do not match the model it is loaded into."""
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -72,20 +88,36 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         Key to CPU tensor, in the file's own names.
 
     Raises:
-        FileNotFoundError: `path` does not exist.
-        ValueError: The file cannot be read (the message names the path and the reason) or holds no tensors.
+        CheckpointNotFoundError: `path` does not exist (a FileNotFoundError).
+        CheckpointError: The file is empty, cannot be read or holds no tensors; the message names the path and the
+            reason (a ValueError).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty (0 bytes)")
     try:
         content = _read_file(path)
     except Exception as error:
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+        raise CheckpointError(_unreadable(path, error)) from error
     state_dict = _unwrap(content)
     if not isinstance(state_dict, Mapping):
-        raise ValueError(f"cannot read checkpoint {path}: it holds a {type(state_dict).__name__}, not a state dict")
+        raise CheckpointError(f"cannot read checkpoint {path}: it holds a {type(state_dict).__name__}, "
+                              "not a state dict")
     return _as_tensors(state_dict, path)
+
+
+def _unreadable(path: str, error: Exception) -> str:
+    """Why `path` cannot be read, in one line: a refused global (the file could run code when loaded), else the
+    first sentence of the reader's message."""
+    message = str(error)
+    if refused := REFUSED_GLOBAL.search(message):
+        return (f"cannot read checkpoint {path}: refused: it holds objects other than tensors and plain containers, "
+                f"which could run code when loaded ({refused.group(0)})")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    reason = lines[0].split(". ")[0] if lines else type(error).__name__
+    return f"cannot read checkpoint {path} (truncated, or not a checkpoint): {reason}"
 
 
 def _read_file(path: str) -> object:
@@ -121,7 +153,7 @@ def _as_tensors(state_dict: Mapping, path: str) -> dict[str, torch.Tensor]:
     if ignored:
         logger.warning("%s: ignoring %d entries that are not tensors: %s", path, len(ignored), ", ".join(ignored[:5]))
     if not tensors:
-        raise ValueError(f"cannot read checkpoint {path}: it holds no tensors")
+        raise CheckpointError(f"cannot read checkpoint {path}: it holds no tensors")
     return tensors
 
 
@@ -137,25 +169,31 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str
         reports them as unexpected.
 
     Raises:
-        ValueError: The format is not recognised; the message lists a few keys.
+        CheckpointError: The format is not recognised; the message lists a few keys and the keys expected.
     """
+    converted, name, _ = _convert(state_dict)
+    return converted, name
+
+
+def _convert(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str, list[str]]:
+    """`convert_state_dict`, plus the keys of detector heads it dropped."""
     state_dict = _strip_shared_prefixes(state_dict)
     for name, detect, rename in FORMATS:
         if detect(state_dict):
             break
     else:
-        raise ValueError(f"unknown checkpoint format; example keys: {', '.join(list(state_dict)[:8])}")
-    converted = {}
+        raise CheckpointError(f"not a ResNet checkpoint: found keys {', '.join(list(state_dict)[:6])}; "
+                              f"expected a ResNet's ({FORMAT_EXAMPLES})")
+    converted, ignored = {}, []
     for key, value in state_dict.items():
         new_key = rename(key)
-        if new_key is not None:
+        if new_key is None:
+            ignored.append(key)
+        else:
             converted[new_key] = value
-    dropped = len(state_dict) - len(converted)
-    if dropped:
-        logger.info("dropped %d keys of detector heads from a %s checkpoint", dropped, name)
     if name == "caffe2":
         _add_affine_statistics(converted)
-    return converted, name
+    return converted, name, ignored
 
 
 def _strip_shared_prefixes(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
@@ -175,8 +213,9 @@ def _block_key(stage: str, block: str, conv: str, is_norm: bool, param: str) -> 
 
 
 def _rename_torchvision(key: str) -> str | None:
-    if key.startswith("backbone.body."):
-        return key[len("backbone.body."):]
+    for prefix, module in TORCHVISION_BACKBONE.items():
+        if key.startswith(prefix):
+            return module + key[len(prefix):]
     return None if key.startswith(HEAD_PREFIXES) else key
 
 
@@ -263,31 +302,39 @@ def load_weights(
     `num_batches_tracked` is ignored on both sides. The classifier (`model.pretrained_cfg["classifier"]`, default
     "fc") is optional: the checkpoint's is dropped with a warning when the model has none or its shape differs, and
     a checkpoint without one leaves the model's as initialised; either way the model keeps its fresh classifier.
+    A detector checkpoint gives its backbone; its neck and heads are ignored with a warning. Floating-point tensors
+    of another precision are converted to the model's (logged); integer or boolean ones where the model holds
+    floats do not match.
 
     Args:
         model: The model to fill, changed in place.
         source: A checkpoint file, or a state dict already read.
-        strict: Raise on any other missing, unexpected or shape-mismatched key; when False, load what matches.
+        strict: Raise on any other missing, unexpected or mismatched key; when False, load what matches.
 
     Returns:
         A report: `format`, and the lists `missing` (model keys the checkpoint lacks), `unexpected` (checkpoint keys
-        the model lacks), `mismatched` (keys whose shapes differ, not loaded) and `dropped` (the checkpoint's
-        classifier keys, not loaded).
+        the model lacks), `mismatched` (keys of another shape, or not floating-point where the model's are; not
+        loaded), `dropped` (the checkpoint's classifier keys, not loaded) and `ignored` (keys of a detector's neck
+        and heads, in the file's names).
 
     Raises:
-        FileNotFoundError: `source` is a path that does not exist.
-        ValueError: The file cannot be read or its format is not recognised.
+        CheckpointNotFoundError: `source` is a path that does not exist (a FileNotFoundError).
+        CheckpointError: The file cannot be read or holds no ResNet (a ValueError).
         CheckpointMismatchError: `strict` and the checkpoint does not match; the message names the file and lists,
-            for missing, unexpected and shape-mismatched keys, the count and the first keys.
+            for missing, unexpected and mismatched keys, the count and the first keys, and says when the two ResNets
+            differ in block kind or depth.
     """
     origin = "the given state dict" if isinstance(source, Mapping) else os.fspath(source)
     raw = source if isinstance(source, Mapping) else read_checkpoint(source)
     try:
-        state_dict, format_name = convert_state_dict(raw)
-    except ValueError as error:
-        raise ValueError(f"cannot load {origin}: {error}") from error
+        state_dict, format_name, ignored = _convert(raw)
+    except CheckpointError as error:
+        raise CheckpointError(f"cannot load {origin}: {error}") from error
+    if ignored:
+        logger.warning("%s: loading the backbone only; ignoring %d keys of a detector's neck and heads (%s)", origin,
+                       len(ignored), key_groups(ignored))
     state_dict = without_batch_counters(state_dict)
-    expected = {k: v.shape for k, v in without_batch_counters(model.state_dict()).items()}
+    expected = without_batch_counters(model.state_dict())
     classifier = _classifier_prefixes(model)
     missing = [k for k in expected if k not in state_dict]
     missing_classifier = [k for k in missing if k.startswith(classifier)]
@@ -296,23 +343,83 @@ def load_weights(
                        ", ".join(missing_classifier))
     dropped = _drop_classifier(state_dict, expected, classifier, origin)
     unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [k for k in state_dict if k in expected and state_dict[k].shape != expected[k]]
+    mismatched = tensor_mismatches(state_dict, expected)
     required_missing = [k for k in missing if not k.startswith(classifier)]
     if strict and (required_missing or unexpected or mismatched):
-        shapes = [f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k])})" for k in mismatched]
         raise CheckpointMismatchError(mismatch_message(
-            f"checkpoint {origin} ({format_name} format)", required_missing, unexpected, shapes,
-            "Pass strict=False to load the matching tensors only."))
+            f"checkpoint {origin} ({format_name} format)", required_missing, unexpected,
+            [f"{k} ({difference})" for k, difference in mismatched.items()], _mismatch_hint(state_dict, expected)))
 
     loadable = {k: v for k, v in state_dict.items() if k in expected and k not in mismatched}
+    note_conversions(loadable, expected, origin)
     model.load_state_dict(loadable, strict=False)
     logger.info("loaded %d tensors from %s (%s format)", len(loadable), origin, format_name)
-    return dict(format=format_name, missing=missing, unexpected=unexpected, mismatched=mismatched, dropped=dropped)
+    return dict(format=format_name, missing=missing, unexpected=unexpected, mismatched=list(mismatched),
+                dropped=dropped, ignored=ignored)
 
 
 def without_batch_counters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`state_dict` without BatchNorm's `num_batches_tracked` counters, which checkpoint and model need not share."""
     return {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+
+
+def tensor_mismatches(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """The keys of both whose tensors cannot be loaded, with what differs: the shape, or the kind of number (an
+    integer or boolean tensor where the model holds floats, or the reverse)."""
+    differences = {}
+    for key, value in state_dict.items():
+        target = expected.get(key)
+        if target is None:
+            continue
+        if value.shape != target.shape:
+            differences[key] = f"checkpoint {tuple(value.shape)}, model {tuple(target.shape)}"
+        elif value.is_floating_point() != target.is_floating_point():
+            differences[key] = f"checkpoint {dtype_name(value)}, model {dtype_name(target)}"
+    return differences
+
+
+def note_conversions(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                     origin: str) -> None:
+    """Logs the tensors that loading converts to the model's precision (float16 to float32, say)."""
+    pairs = Counter(f"{dtype_name(v)} to {dtype_name(expected[k])}" for k, v in state_dict.items()
+                    if v.dtype != expected[k].dtype)
+    if pairs:
+        logger.info("%s: converting %s", origin, ", ".join(f"{n} tensors from {pair}" for pair, n in pairs.items()))
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    """`float16` for a torch.float16 tensor."""
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def key_groups(keys: list[str], limit: int = 6) -> str:
+    """The distinct first two parts of `keys` ("rpn.head, roi_heads.box_head"), the first `limit` of them."""
+    groups = list(dict.fromkeys(".".join(key.split(".")[:2]) for key in keys))
+    return ", ".join(groups[:limit]) + (", ..." if len(groups) > limit else "")
+
+
+def resnet_layout(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The block kind and the blocks per stage of a ResNet in torchvision names ("bottleneck blocks 3-4-6-3"), or
+    None when it has no `layer1`."""
+    depths = []
+    while blocks := {k.split(".")[1] for k in state_dict if k.startswith(f"layer{len(depths) + 1}.")}:
+        depths.append(len(blocks))
+    if not depths:
+        return None
+    kind = "bottleneck" if "layer1.0.conv3.weight" in state_dict else "basic"
+    return f"{kind} blocks {'-'.join(map(str, depths))}"
+
+
+def _mismatch_hint(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str:
+    """What to do about a mismatch: another backbone when the ResNets differ, float weights for integer ones."""
+    found, wanted = resnet_layout(state_dict), resnet_layout(expected)
+    if found and wanted and found != wanted:
+        return (f"The checkpoint is a ResNet of {found}, the model one of {wanted}: create the backbone the "
+                "checkpoint was trained as.")
+    if any(not v.is_floating_point() for k, v in state_dict.items() if k in expected):
+        return ("Integer or boolean tensors cannot be weights of this model (a quantized or corrupted file?); give "
+                "floating-point weights (float32, float16 or bfloat16).")
+    return "Pass strict=False to load the matching tensors only."
 
 
 def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -322,12 +429,12 @@ def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
 
 
 def _drop_classifier(
-    state_dict: dict[str, torch.Tensor], expected: Mapping[str, torch.Size], classifier: tuple[str, ...], origin: str
+    state_dict: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor], classifier: tuple[str, ...], origin: str
 ) -> list[str]:
     """Removes the checkpoint's classifier from `state_dict` when the model has none or a differently shaped one."""
     keys = [k for k in state_dict if k.startswith(classifier)]
     has_classifier = any(k.startswith(classifier) for k in expected)
-    if not keys or (has_classifier and all(k in expected and state_dict[k].shape == expected[k] for k in keys)):
+    if not keys or (has_classifier and all(k in expected and state_dict[k].shape == expected[k].shape for k in keys)):
         return []
     shapes = ", ".join(f"{k} {tuple(state_dict[k].shape)}" for k in keys)
     reason = "the model has a differently shaped one" if has_classifier else "the model has no classifier"
@@ -340,7 +447,8 @@ def _drop_classifier(
 def mismatch_message(subject: str, missing: list, unexpected: list, mismatched: list, hint: str) -> str:
     """`subject` does not match the model: count and first five keys of each kind, then `hint`."""
     lines = [f"{subject} does not match the model:"]
-    for kind, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+    kinds = (("missing keys", missing), ("unexpected keys", unexpected), ("shape or dtype mismatches", mismatched))
+    for kind, keys in kinds:
         listed = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
         lines.append(f"  {len(keys)} {kind}" + (f": {listed}" if keys else ""))
     lines.append(hint)

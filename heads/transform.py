@@ -49,5 +49,18 @@ class RCNNTransform(GeneralizedRCNNTransform):
             image = image.flip(0)
         return super().normalize(image)
 
+    def resize(self, image: torch.Tensor, target: dict | None = None) -> tuple[torch.Tensor, dict | None]:
+        """torchvision's resize; an image so elongated (e.g. 10000x20) that its short side would shrink below one
+        pixel, which torchvision fails on, is resized to one pixel on that side instead."""
+        height, width = image.shape[-2:]
+        scale = min(min(self.min_size) / min(height, width), self.max_size / max(height, width))
+        if self.fixed_size is not None or min(height, width) * scale >= 1 or (self.training and self._skip_resize):
+            return super().resize(image, target)
+        self.fixed_size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        try:
+            return super().resize(image, target)
+        finally:
+            self.fixed_size = None
+
     def __repr__(self) -> str:
         return super().__repr__().replace("Normalize(", f"Normalize(channel_order={self.channel_order}, ", 1)

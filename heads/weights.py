@@ -2,11 +2,19 @@
 import logging
 import os
 import re
+from collections.abc import Mapping
 
+import torch
 from torch import nn
 
-from backbones import CheckpointMismatchError, read_checkpoint
-from backbones.checkpoint import mismatch_message, without_batch_counters
+from backbones import CheckpointError, CheckpointMismatchError, read_checkpoint
+from backbones.checkpoint import (
+    convert_state_dict,
+    mismatch_message,
+    note_conversions,
+    tensor_mismatches,
+    without_batch_counters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +39,8 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
     wrapped under "model" (our training checkpoints) or "state_dict". BatchNorm batch counters are ignored on both
     sides, so a checkpoint trained with BatchNorm loads into frozen BatchNorm and back. When only the class-dependent
     predictor layers (`cls_score`, `bbox_pred`, `mask_fcn_logits`) differ in shape, they are dropped with a warning
-    and keep their initialisation (fine-tuning on other classes).
+    and keep their initialisation (fine-tuning on other classes). Floating-point tensors of another precision are
+    converted to the model's.
 
     Args:
         model: the detector, changed in place.
@@ -41,27 +50,47 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
         `dropped`: the checkpoint keys not loaded because the number of classes differs.
 
     Raises:
-        FileNotFoundError: `path` does not exist.
-        ValueError: the file cannot be read.
-        CheckpointMismatchError: any other key is missing, unexpected or of another shape; the message gives the
-            count and the first keys of each kind.
+        CheckpointNotFoundError: `path` does not exist (a FileNotFoundError).
+        CheckpointError: the file cannot be read (a ValueError).
+        CheckpointMismatchError: the file shares no key with the detector (a classifier or backbone checkpoint: the
+            message says to give it as `backbone_weights`), or any other key is missing, unexpected, of another
+            shape or not floating-point where the model's is; the message gives the count and the first keys of each
+            kind.
     """
     origin = os.fspath(path)
     state_dict = without_batch_counters({_modern_name(k): v for k, v in read_checkpoint(path).items()})
-    expected = {k: v.shape for k, v in without_batch_counters(model.state_dict()).items()}
+    expected = without_batch_counters(model.state_dict())
+    if not state_dict.keys() & expected.keys():
+        raise CheckpointMismatchError(_not_this_detector(origin, state_dict, expected))
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [k for k in state_dict if k in expected and state_dict[k].shape != expected[k]]
-    if missing or unexpected or any(not k.startswith(PREDICTOR_PREFIXES) for k in mismatched):
-        shapes = [f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k])})" for k in mismatched]
+    mismatched = tensor_mismatches(state_dict, expected)
+    other_classes = [k for k in mismatched if k.startswith(PREDICTOR_PREFIXES)
+                     and state_dict[k].shape != expected[k].shape]
+    if missing or unexpected or len(other_classes) < len(mismatched):
         raise CheckpointMismatchError(mismatch_message(
-            f"detector checkpoint {origin}", missing, unexpected, shapes,
+            f"detector checkpoint {origin}", missing, unexpected, [f"{k} ({d})" for k, d in mismatched.items()],
             "weights= takes a whole detector of the same backbone, neck and heads; "
             "load a backbone checkpoint with backbone_weights= instead."))
     if mismatched:
         logger.warning("%s: the number of classes differs; dropping its %s, which keep their initialisation",
                        origin, ", ".join(mismatched))
     loadable = {k: v for k, v in state_dict.items() if k not in mismatched}
+    note_conversions(loadable, expected, origin)
     model.load_state_dict(loadable, strict=False)
     logger.info("loaded %d tensors from %s", len(loadable), origin)
-    return dict(dropped=mismatched)
+    return dict(dropped=list(mismatched))
+
+
+def _not_this_detector(origin: str, state_dict: Mapping[str, torch.Tensor],
+                       expected: Mapping[str, torch.Tensor]) -> str:
+    """Why a checkpoint that shares no key with the detector is not its weights, and what to give instead."""
+    found = f"found {', '.join(list(state_dict)[:3])}, ...; expected {', '.join(list(expected)[:2])}, ..."
+    try:
+        backbone, format_name = convert_state_dict(state_dict)
+    except CheckpointError:
+        return f"{origin} is not a checkpoint of this detector: it holds none of its keys ({found})"
+    kind = "classifier" if "fc.weight" in backbone else "backbone"
+    return (f"{origin} is a {kind} checkpoint ({format_name} format), not a whole detector: it holds none of the "
+            f"detector's keys ({found}). Give it as the backbone's weights instead: model.backbone_weights={origin} "
+            "in a config (backbone_weights= in Python)")

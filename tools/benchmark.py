@@ -6,6 +6,7 @@ Examples:
     python tools/benchmark.py coco-eval
     python tools/benchmark.py coco-eval --images 5000 --repeats 3
     python tools/benchmark.py detector
+    python tools/benchmark.py annotation-memory --size-mb 200 --output-dir output/benchmarks
 """
 import argparse
 from pathlib import Path
@@ -42,6 +43,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--size", type=int, default=256, help="image height and width")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--repeats", type=int, default=3, help="timed rounds per backend and iou type")
+    memory = commands.add_parser("annotation-memory", help="peak memory of loading a large annotation file: ours vs "
+                                 "pycocotools, each in a fresh process")
+    memory.add_argument("--size-mb", type=float, default=200, help="size of the synthetic COCO instances file in MiB")
+    memory.add_argument("--seed", type=int, default=0)
+    memory.add_argument("--output-dir", default="output/benchmarks", help="where annotation-memory.json and .md go")
     return parser
 
 

@@ -1,16 +1,28 @@
 """Running a tool's `main`: a user's error is one line on stderr and exit code 2, never a traceback.
 
-`--debug` (or the environment variable WORKBENCH_DEBUG=1) shows the traceback of a user error too; errors in our
-own code always show theirs.
+A user's error is a `workbench.errors.UserError`, or a `backbones.CheckpointError` (a weights file that cannot be
+read or does not fit the model). `--debug` (or the environment variable WORKBENCH_DEBUG=1) shows the traceback of a
+user error too; errors in our own code always show theirs.
 """
 import argparse
 import os
 import sys
 from collections.abc import Callable
 
+from backbones import CheckpointError
 from workbench.errors import UserError
 
 USER_ERROR_EXIT_CODE = 2  # as argparse uses for a bad command line
+USER_ERRORS = (UserError, CheckpointError)
+
+
+def message_of(error: Exception) -> str:
+    """The error's message; for one re-raised from a DataLoader worker (whose message is the worker's traceback),
+    the original message, which is that traceback's last line after the exception's name."""
+    text = str(error)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        return text.rstrip().splitlines()[-1].split(": ", 1)[-1]
+    return text
 
 
 def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser,
@@ -20,8 +32,8 @@ def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentP
     args = parser.parse_args(argv)
     try:
         return main(args)
-    except UserError as error:
+    except USER_ERRORS as error:
         if args.debug or os.environ.get("WORKBENCH_DEBUG") == "1":
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {message_of(error)}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)

@@ -3,6 +3,7 @@ import argparse
 import logging
 import os
 import pickle
+import re
 from collections import OrderedDict
 
 import numpy as np
@@ -13,9 +14,20 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops import FrozenBatchNorm2d
 
 import backbones
-from backbones.checkpoint import BN_EPS, CheckpointMismatchError, convert_state_dict, load_weights, read_checkpoint
+import heads
+from backbones.checkpoint import (
+    BN_EPS,
+    CheckpointError,
+    CheckpointMismatchError,
+    convert_state_dict,
+    load_weights,
+    read_checkpoint,
+)
 from backbones.safe_pickle import load_pickle
 
 D2_MODULES = {"conv1": "conv1", "conv2": "conv2", "conv3": "conv3", "bn1": "conv1.norm", "bn2": "conv2.norm",
@@ -28,6 +40,10 @@ DETECTOR_HEADS = {
     "d2_c4": ("proposal_generator.rpn_head.conv.weight", "roi_heads.box_predictor.cls_score.weight"),
     "tv_fpn": ("backbone.fpn.inner_blocks.0.0.weight", "rpn.head.conv.0.0.weight", "roi_heads.box_head.fc6.weight"),
 }
+# Where torchvision-named detectors keep the ResNet (our C4 detectors: layer4 in the box head).
+DETECTOR_BACKBONE = ("backbone.body.", "roi_heads.box_head.res5.")
+SMALL_HEADS = {"fpn": dict(fpn_channels=16, representation_size=32, mask_head_channels=8, mask_head_convs=1),
+               "c4": dict(mask_head_channels=8)}
 
 
 def randomised(model: nn.Module) -> nn.Module:
@@ -35,7 +51,7 @@ def randomised(model: nn.Module) -> nn.Module:
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, (nn.BatchNorm2d, FrozenBatchNorm2d)):
                 module.weight.uniform_(0.5, 1.5, generator=generator)
                 module.bias.normal_(0.0, 0.2, generator=generator)
                 module.running_mean.normal_(0.0, 0.2, generator=generator)
@@ -155,7 +171,7 @@ def test_format_round_trip(write, format_name, tolerance, tmp_path):
     path = write(source.state_dict(), tmp_path)
     model = torchvision.models.resnet18()
     report = load_weights(model, path)
-    assert report == dict(format=format_name, missing=[], unexpected=[], mismatched=[], dropped=[])
+    assert report == dict(format=format_name, missing=[], unexpected=[], mismatched=[], dropped=[], ignored=[])
     assert max_diff(logits(model), logits(source)) <= tolerance
 
 
@@ -190,7 +206,9 @@ def test_detector_backbone_loads_without_heads(layout, format_name, tmp_path, ca
         report = load_weights(model, path)
     assert report["format"] == format_name
     assert report["missing"] == ["fc.weight", "fc.bias"] and report["unexpected"] == []
+    assert sorted(report["ignored"]) == sorted(DETECTOR_HEADS[layout])
     assert "has no classifier" in caplog.text
+    assert f"ignoring {len(DETECTOR_HEADS[layout])} keys of a detector's neck and heads" in caplog.text
     assert torch.equal(model.fc.weight, fresh_fc)
     loaded, expected = tensors(model), tensors(source)
     assert all(torch.equal(loaded[k], expected[k]) for k in expected if not k.startswith("fc."))
@@ -399,3 +417,126 @@ def test_corrupt_file_is_a_value_error_naming_it(filename, tmp_path):
 def test_unknown_format_lists_keys():
     with pytest.raises(ValueError, match="encoder.patch_embed.weight"):
         convert_state_dict({"encoder.patch_embed.weight": torch.zeros(1)})
+
+
+def our_detector(neck: str) -> tuple[nn.Module, dict]:
+    """A small Mask R-CNN R18 of ours with random BN statistics, and its checkpoint as tools/train_det.py saves it."""
+    torch.manual_seed(0)
+    model = randomised(heads.mask_rcnn("resnet18", num_classes=3, neck=neck, min_size=64, max_size=64,
+                                       **SMALL_HEADS[neck]))
+    return model, {"model": model.state_dict(), "iteration": 5, "config": {"model": {"kind": "mask_rcnn"}}}
+
+
+def torchvision_detector() -> tuple[nn.Module, dict]:
+    """torchvision's Mask R-CNN layout (frozen BN, `mask_fcn` names) on a resnet18, saved as its state dict."""
+    torch.manual_seed(0)
+    model = randomised(MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5),
+                                num_classes=3))
+    return model, model.state_dict()
+
+
+def detector_stages(model: nn.Module) -> list[torch.Tensor]:
+    """C2..C5 of a detector's ResNet: the body's maps (torchvision's come as a dict), then res5 on C4 for C4."""
+    with torch.no_grad():
+        maps = model.backbone.body(image())
+        maps = list(maps.values()) if isinstance(maps, dict) else maps
+        res5 = getattr(model.roi_heads.box_head, "res5", None)
+        return maps + [res5(maps[-1])] if res5 is not None else maps
+
+
+@pytest.mark.parametrize("build", [lambda: our_detector("fpn"), lambda: our_detector("c4"), torchvision_detector],
+                         ids=["ours_fpn", "ours_c4", "torchvision_fpn"])
+def test_detector_checkpoint_gives_its_backbone(build, tmp_path, caplog):
+    detector, checkpoint = build()
+    path = save_torch(checkpoint, tmp_path / "model_final.pth")
+    model = backbones.create_backbone("resnet18")
+    with caplog.at_level(logging.WARNING):
+        report = load_weights(model, path)
+    saved = read_checkpoint(path)
+    heads_keys = [k for k in saved if not k.startswith(DETECTOR_BACKBONE)]
+    assert sorted(report["ignored"]) == sorted(heads_keys)
+    assert report["unexpected"] == report["mismatched"] == [] and report["missing"] == ["fc.weight", "fc.bias"]
+    assert f"model_final.pth: loading the backbone only; ignoring {len(heads_keys)} keys" in caplog.text
+    expected = detector_stages(detector.eval())
+    stages = backbones.FeatureExtractor(model.eval(), (1, 2, 3, 4))(image())[-len(expected):]
+    for got, want in zip(stages, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def write_resnet50(tmp_path) -> str:
+    return save_torch(torchvision.models.resnet50().state_dict(), tmp_path / "resnet50.pth")
+
+
+def write_mlp(tmp_path) -> str:
+    return save_torch(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).state_dict(), tmp_path / "mlp.pth")
+
+
+def write_integer_safetensors(tmp_path) -> str:
+    state_dict = {k: v.long() for k, v in torchvision.models.resnet18().state_dict().items()}
+    safetensors.torch.save_file(state_dict, tmp_path / "integers.safetensors")
+    return str(tmp_path / "integers.safetensors")
+
+
+def write_wrong_shape_safetensors(tmp_path) -> str:
+    state_dict = dict(torchvision.models.resnet18().state_dict(), **{"conv1.weight": torch.zeros(64, 3, 3, 3)})
+    safetensors.torch.save_file(state_dict, tmp_path / "shape.safetensors")
+    return str(tmp_path / "shape.safetensors")
+
+
+def write_empty(tmp_path) -> str:
+    (tmp_path / "empty.pth").write_bytes(b"")
+    return str(tmp_path / "empty.pth")
+
+
+def write_truncated_safetensors(tmp_path) -> str:
+    safetensors.torch.save_file(torchvision.models.resnet18().state_dict(), tmp_path / "whole.safetensors")
+    data = (tmp_path / "whole.safetensors").read_bytes()
+    (tmp_path / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    return str(tmp_path / "truncated.safetensors")
+
+
+@pytest.mark.parametrize("write, error, texts", [
+    (write_resnet50, CheckpointMismatchError, [
+        "checkpoint {path} (torchvision format) does not match the model", "165 unexpected keys: layer1.0.conv3.weight",
+        "layer1.0.conv1.weight (checkpoint (64, 64, 1, 1), model (64, 64, 3, 3))",
+        "The checkpoint is a ResNet of bottleneck blocks 3-4-6-3, the model one of basic blocks 2-2-2-2"]),
+    (write_mlp, CheckpointError, [
+        "cannot load {path}: not a ResNet checkpoint: found keys 0.weight, 0.bias, 2.weight, 2.bias; expected a "
+        "ResNet's (torchvision conv1.weight"]),
+    (write_integer_safetensors, CheckpointMismatchError, [
+        "checkpoint {path} (torchvision format)", "conv1.weight (checkpoint int64, model float32)",
+        "Integer or boolean tensors cannot be weights"]),
+    (write_wrong_shape_safetensors, CheckpointMismatchError, [
+        "checkpoint {path} (torchvision format)",
+        "1 shape or dtype mismatches: conv1.weight (checkpoint (64, 3, 3, 3), model (64, 3, 7, 7))"]),
+    (write_empty, CheckpointError, ["cannot read checkpoint {path}: the file is empty (0 bytes)"]),
+    (write_truncated_safetensors, CheckpointError, ["cannot read checkpoint {path} (truncated, or not a checkpoint): "
+                                                    "Error while deserializing header"]),
+], ids=["resnet50_into_resnet18", "mlp", "int64_safetensors", "wrong_shape_safetensors", "empty", "truncated"])
+def test_wrong_weights_file_is_named_with_what_was_found_and_expected(write, error, texts, tmp_path):
+    path = write(tmp_path)
+    with pytest.raises(error) as raised:
+        backbones.create_backbone("resnet18", pretrained=path)
+    assert isinstance(raised.value, ValueError)
+    for text in texts:
+        assert text.format(path=path) in str(raised.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_float_precisions_are_converted_with_a_note(dtype, tmp_path, caplog):
+    source = randomised(torchvision.models.resnet18()).state_dict()
+    stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in source.items()}
+    safetensors.torch.save_file(stored, tmp_path / "model.safetensors")
+    with caplog.at_level(logging.INFO, logger="backbones.checkpoint"):
+        model = backbones.create_backbone("resnet18", pretrained=tmp_path / "model.safetensors")
+    name = str(dtype).removeprefix("torch.")
+    assert re.search(rf"model.safetensors: converting \d+ tensors from {name} to float32", caplog.text)
+    for key, value in tensors(model).items():
+        assert value.dtype == torch.float32 and torch.equal(value, stored[key].float()), key
+
+
+def test_integer_tensors_are_left_out_when_not_strict(tmp_path):
+    model = torchvision.models.resnet18()
+    fresh = model.conv1.weight.clone()
+    report = load_weights(model, write_integer_safetensors(tmp_path), strict=False)
+    assert "conv1.weight" in report["mismatched"] and torch.equal(model.conv1.weight, fresh)

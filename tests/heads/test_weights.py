@@ -2,13 +2,15 @@
 import logging
 
 import pytest
+import safetensors.torch
 import torch
 import torchvision
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
+import backbones
 import heads
-from backbones import CheckpointMismatchError
+from backbones import CheckpointError, CheckpointMismatchError
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,7 @@ def test_mismatching_checkpoint_raises_naming_the_keys(tmp_path, fast_options):
     message = str(error.value)
     assert "1 missing keys: rpn.head.conv.0.0.weight" in message
     assert "1 unexpected keys: roi_heads.box_head.fc8.weight" in message
-    assert "5 shape mismatches: backbone.fpn.layer_blocks.0.0.weight" in message
+    assert "5 shape or dtype mismatches: backbone.fpn.layer_blocks.0.0.weight" in message
     assert "bbox_pred.weight (checkpoint (12, 128), model (20, 128))" in message
 
 
@@ -113,3 +115,69 @@ def test_other_number_of_classes_drops_only_the_predictors(tmp_path, fast_option
     loaded = model.state_dict()
     predictors = ("cls_score", "bbox_pred", "mask_fcn_logits")
     assert all(torch.equal(v, source[k]) for k, v in loaded.items() if not any(p in k for p in predictors))
+
+
+def write_classification_checkpoint(tmp_path, detector: dict) -> str:
+    """What tools/train_cls.py saves: the classifier under "model", with its config and the training state."""
+    classifier = backbones.create_backbone("resnet18", num_classes=4).state_dict()
+    config = {"model": {"backbone": "resnet18", "num_classes": 4}}
+    torch.save({"model": classifier, "optimizer": {}, "iteration": 3, "config": config}, tmp_path / "classifier.pth")
+    return str(tmp_path / "classifier.pth")
+
+
+def write_torchvision_classifier(tmp_path, detector: dict) -> str:
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet18.pth")
+    return str(tmp_path / "resnet18.pth")
+
+
+def write_mlp(tmp_path, detector: dict) -> str:
+    torch.save(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).state_dict(), tmp_path / "mlp.pth")
+    return str(tmp_path / "mlp.pth")
+
+
+def write_integer_safetensors(tmp_path, detector: dict) -> str:
+    safetensors.torch.save_file({k: v.long() for k, v in detector.items()}, tmp_path / "integers.safetensors")
+    return str(tmp_path / "integers.safetensors")
+
+
+def write_truncated(tmp_path, detector: dict) -> str:
+    torch.save({"model": detector}, tmp_path / "whole.pth")
+    data = (tmp_path / "whole.pth").read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(data[: len(data) // 2])
+    return str(tmp_path / "truncated.pth")
+
+
+@pytest.mark.parametrize("write, error, texts", [
+    (write_classification_checkpoint, CheckpointMismatchError, [
+        "{path} is a classifier checkpoint (torchvision format), not a whole detector",
+        "found conv1.weight, bn1.weight", "expected backbone.body.conv1.weight",
+        "Give it as the backbone's weights instead: model.backbone_weights={path} in a config"]),
+    (write_torchvision_classifier, CheckpointMismatchError, ["{path} is a classifier checkpoint (torchvision format)"]),
+    (write_mlp, CheckpointMismatchError, [
+        "{path} is not a checkpoint of this detector: it holds none of its keys (found 0.weight, 0.bias, 2.weight"]),
+    (write_integer_safetensors, CheckpointMismatchError, [
+        "detector checkpoint {path} does not match the model",
+        "backbone.body.conv1.weight (checkpoint int64, model float32)"]),
+    (write_truncated, CheckpointError, ["cannot read checkpoint {path} (truncated, or not a checkpoint)"]),
+], ids=["train_cls_checkpoint", "torchvision_classifier", "mlp", "int64_safetensors", "truncated"])
+def test_wrong_detector_weights_say_what_the_file_is(write, error, texts, tmp_path, fast_options):
+    options = fast_options("faster_rcnn", "fpn")
+    path = write(tmp_path, heads.faster_rcnn("resnet18", num_classes=3, **options).state_dict())
+    with pytest.raises(error) as raised:
+        heads.faster_rcnn("resnet18", num_classes=3, weights=path, **options)
+    assert isinstance(raised.value, ValueError)
+    for text in texts:
+        assert text.format(path=path) in str(raised.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_detector_loads_converted(dtype, tmp_path, fast_options, caplog):
+    options = fast_options("faster_rcnn", "fpn")
+    source = heads.faster_rcnn("resnet18", num_classes=3, **options).state_dict()
+    stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in source.items()}
+    safetensors.torch.save_file(stored, tmp_path / "model.safetensors")
+    with caplog.at_level(logging.INFO):
+        model = heads.faster_rcnn("resnet18", num_classes=3, weights=tmp_path / "model.safetensors", **options)
+    name = str(dtype).removeprefix("torch.")
+    assert f"model.safetensors: converting 130 tensors from {name} to float32" in caplog.text
+    assert all(torch.equal(v, stored[k].float()) for k, v in model.state_dict().items() if v.is_floating_point())

@@ -1,13 +1,19 @@
-"""The command-line tools: each starts and prints its help, and each is thin (argparse and one call into the
-library, importing no other tool)."""
+"""The command-line tools: each starts and prints its help, each is thin (argparse and one call into the
+library, importing no other tool), and a wrong weights file is one error line with exit code 2."""
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import backbones
+from workbench import cli
+from workbench.tasks import detection_evaluation
 
 TOOLS = sorted(Path("tools").glob("*.py"))
+DEMO_CONFIG = "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml"
 
 
 @pytest.mark.slow
@@ -38,3 +44,16 @@ def test_tool_is_argparse_and_one_call_into_the_library(path):
     assert set(functions) == {"get_args_parser", "main"}
     body = functions["main"].body
     assert len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Call)
+
+
+def test_a_classifier_given_to_eval_det_is_one_error_line(tmp_path, tool_parser, quick_overrides, capsys):
+    path = tmp_path / "classifier.pth"
+    classifier = backbones.create_backbone("resnet18", num_classes=4).state_dict()
+    torch.save({"model": classifier, "iteration": 3, "config": {"model": {"backbone": "resnet18"}}}, path)
+    argv = ["--config", DEMO_CONFIG, "--weights", str(path), *quick_overrides]
+    with pytest.raises(SystemExit) as exit:
+        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv)
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {path} is a classifier checkpoint (torchvision format), not a whole detector")
+    assert len(error.splitlines()) == 1 and f"model.backbone_weights={path}" in error

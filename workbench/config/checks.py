@@ -1,5 +1,6 @@
 """Values a config may not hold, checked before any work starts: each problem is a UserError naming the key, the
 value found and what is expected."""
+from workbench.data.images import UNREADABLE_POLICIES
 from workbench.errors import UserError
 
 
@@ -24,8 +25,10 @@ RULES = {  # key: (test, what is expected)
                      "a list of increasing iterations > 0"),
     "solver.clip_grad_norm": (lambda v: v is None or (_number(v) and v > 0), "null or a number > 0"),
     "solver.accumulate": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "solver.on_nonfinite": (lambda v: v in ("stop", "skip"), "stop or skip"),
     "data.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "data.workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "data.unreadable_images": (lambda v: v in UNREADABLE_POLICIES, " or ".join(UNREADABLE_POLICIES)),
     "train.log_period": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "train.checkpoint_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: no periodic checkpoints)"),
     "train.eval_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: evaluate at the end only)"),

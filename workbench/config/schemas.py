@@ -6,7 +6,7 @@ SOLVER_DEFAULTS = {
     "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
     "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
     "warmup_factor": 0.001, "warmup_method": "linear", "clip_grad_norm": None, "amp": False, "accumulate": 1,
-    "sync_bn": False,
+    "sync_bn": False, "on_nonfinite": "stop",
 }
 
 DETECTION_DEFAULTS = {
@@ -19,7 +19,7 @@ DETECTION_DEFAULTS = {
         "train_annotations": "annotations/instances_train2017.json", "val_images": "val2017",
         "val_annotations": "annotations/instances_val2017.json",
         "shapes": {"num_train": 1000, "num_val": 200, "seed": 0, "size": 128, "max_objects": 4},
-        "skip_empty": True, "batch_size": 2, "workers": 2, "group_by_aspect_ratio": True,
+        "skip_empty": True, "batch_size": 2, "workers": 2, "group_by_aspect_ratio": True, "unreadable_images": "skip",
         "augment": {"hflip_prob": 0.5, "scales": None, "max_size": None, "lsj": None, "photometric": False},
     },
     "solver": dict(SOLVER_DEFAULTS),
@@ -38,7 +38,7 @@ CLASSIFICATION_DEFAULTS = {
         "holdout": 0, "seed": 0, "shapes": {"num_train": 10000, "num_val": 2000, "size": 32, "seed": 0},
         "batch_size": 128, "workers": 2,
         "augment": {"kind": "pad_crop", "crop": 32, "padding": 4, "scale_range": [256, 480], "hflip": True},
-        "mean": None, "std": None, "eval_resize": None, "eval_crop": None,
+        "mean": None, "std": None, "eval_resize": None, "eval_crop": None, "unreadable_images": "skip",
     },
     "solver": dict(SOLVER_DEFAULTS, lr=0.1, max_iter=64000, steps=[32000, 48000], warmup_iters=0),
     "train": {"output_dir": "output/cls", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, Subset, default_collate
 
 from backbones.safe_pickle import load_pickle
-from workbench.data.images import load_rgb
+from workbench.data.images import ImageReadError, UnreadableImages, load_rgb
 from workbench.data.shapes_classification import MARKER, make_shapes_cls
 from workbench.engine import distributed
 from workbench.errors import MissingFileError, UserError
@@ -29,9 +29,14 @@ CIFAR = {
 
 
 class ImageFolder(Dataset):
-    """Images in `root/<class name>/*` (sorted class names are the labels 0..C-1)."""
+    """Images in `root/<class name>/*` (sorted class names are the labels 0..C-1).
 
-    def __init__(self, root: str | Path, transform=None):
+    An image file that cannot be read is handled as `unreadable_images` says: `stop` with the error naming it, or
+    `skip` with a warning naming it; skipped, it is replaced by the next readable image in training, and is None in
+    evaluation (`collate_readable` leaves it out).
+    """
+
+    def __init__(self, root: str | Path, transform=None, train: bool = True, unreadable_images: str = "skip"):
         self.root = Path(root)
         if not self.root.is_dir():
             raise MissingFileError(f"image folder not found: {self.root}")
@@ -47,14 +52,32 @@ class ImageFolder(Dataset):
             self.samples += [(path, label) for path in files]
         self.targets = [label for _, label in self.samples]
         self.transform = transform
+        self.train = train
+        self.unreadable = UnreadableImages(unreadable_images)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        path, label = self.samples[index]
-        image = load_rgb(path)
-        return (self.transform(image) if self.transform else image), label
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} images")
+        for offset in range(len(self)):
+            path, label = self.samples[(index + offset) % len(self)]
+            try:
+                image = load_rgb(path)
+            except ImageReadError as error:
+                self.unreadable.skip(error)
+                if not self.train:
+                    return None
+                continue
+            return (self.transform(image) if self.transform else image), label
+        raise UserError(f"none of the {len(self)} images in {self.root} can be read")
+
+
+def collate_readable(batch: list):
+    """torch's default collate of the items that are not None (skipped unreadable images); None if none is left."""
+    kept = [item for item in batch if item is not None]
+    return default_collate(kept) if kept else None
 
 
 def _field(content: dict, key: str, path: Path):
@@ -185,7 +208,8 @@ def build_classification_datasets(data: dict, train_transform, val_transform, wi
     def make(train: bool, transform):
         if kind in CIFAR:
             return CifarDataset(root, kind, train=train, transform=transform, download=data["download"])
-        return ImageFolder(root / data["train_dir" if train else "val_dir"], transform)
+        return ImageFolder(root / data["train_dir" if train else "val_dir"], transform, train,
+                           data["unreadable_images"])
 
     if data["holdout"]:
         full = make(True, val_transform)

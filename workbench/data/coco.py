@@ -9,13 +9,12 @@
     area      float32 [N]     the annotation's area
     iscrowd   int64 [N]
 
-The annotation file is checked when the dataset is created: a missing section, or an annotation with a bad bbox, an
-unknown image or category, or a malformed segmentation raises ValueError naming the file, the annotation id and the
-field. Boxes reaching out of the image are clipped to it; boxes under 1 pixel wide or high (after clipping) are dropped;
-the counts are kept in `stats` and logged once. Evaluation should use the original JSON (not these targets).
+The annotation file is read by the validator that evaluation uses too (`coco_files.read_annotation_file`): fatal
+problems raise a UserError naming the file and the id; suspect annotations are counted and left out of the targets
+(boxes reaching out of the image are clipped instead). Boxes under 1 pixel wide or high after clipping are dropped; the
+counts are kept in `stats` and logged once. Evaluation scores against the original JSON, not these targets.
 """
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,68 +22,12 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from workbench.data.coco_files import read_instances
+from workbench.data.coco_files import check_fields, read_annotation_file
 from workbench.data.detection_transforms import to_tensors
-from workbench.data.images import load_rgb
+from workbench.data.images import ImageReadError, UnreadableImages, load_rgb
 from workbench.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-MIN_POLYGON_COORDINATES = 6
-
-
-def index_entries(entries: list, kind: str, fields: dict[str, type], path: Path) -> dict[int, dict]:
-    """`entries` (images or categories) by id, after checking that each has `fields` of the given types."""
-    by_id: dict[int, dict] = {}
-    for position, entry in enumerate(entries):
-        entry_id = entry.get("id") if isinstance(entry, dict) else None
-        if not isinstance(entry_id, int):
-            raise UserError(f"{path}: {kind} at position {position} has no integer 'id'")
-        for field, kind_of_value in fields.items():
-            if not isinstance(entry.get(field), kind_of_value):
-                raise UserError(f"{path}: {kind} id {entry_id}: field {field!r} must be a {kind_of_value.__name__}, "
-                                 f"got {entry.get(field)!r}")
-        if entry_id in by_id:
-            raise UserError(f"{path}: {kind} id {entry_id} appears twice")
-        by_id[entry_id] = entry
-    return by_id
-
-
-def check_image_sizes(images: dict[int, dict], path: Path) -> None:
-    """Checks that every image's width and height are positive."""
-    for image_id, image in images.items():
-        if image["width"] <= 0 or image["height"] <= 0:
-            raise UserError(f"{path}: image id {image_id}: fields 'width' and 'height' must be positive, "
-                             f"got {image['width']}x{image['height']}")
-
-
-def check_bbox(annotation: dict, path: Path) -> list[float]:
-    """The annotation's [x, y, width, height], checked to be four finite numbers with width, height >= 0."""
-    bbox = annotation.get("bbox")
-    valid = (isinstance(bbox, list) and len(bbox) == 4
-             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)
-             and bbox[2] >= 0 and bbox[3] >= 0)
-    if not valid:
-        raise UserError(f"{path}: annotation id {annotation['id']}: field 'bbox' must be [x, y, width, height] "
-                         f"(finite numbers, width and height >= 0), got {bbox!r}")
-    return [float(v) for v in bbox]
-
-
-def check_segmentation(annotation: dict, image: dict, path: Path) -> None:
-    """Checks that the segmentation is a list of polygons or an RLE of the image's size."""
-    segmentation = annotation.get("segmentation")
-    if isinstance(segmentation, list):
-        valid = all(isinstance(polygon, list) and all(isinstance(v, (int, float)) for v in polygon)
-                    for polygon in segmentation)
-        problem = "must be a list of polygons (lists of numbers)"
-    elif isinstance(segmentation, dict):
-        valid = "counts" in segmentation and list(segmentation.get("size", [])) == [image["height"], image["width"]]
-        problem = f"must be an RLE with 'counts' and 'size' == [{image['height']}, {image['width']}] (the image's)"
-    else:
-        valid, problem = False, "must be polygons or an RLE"
-    if not valid:
-        raise UserError(f"{path}: annotation id {annotation['id']}: field 'segmentation' {problem}, "
-                         f"got {str(segmentation)[:80]}")
 
 
 def clip_box(bbox: list[float], width: int, height: int) -> tuple[np.ndarray, bool]:
@@ -96,13 +39,11 @@ def clip_box(bbox: list[float], width: int, height: int) -> tuple[np.ndarray, bo
 
 
 def decode_segmentation(segmentation: list | dict, height: int, width: int) -> np.ndarray:
-    """The uint8 [H, W] mask of polygons (those with fewer than 3 points are ignored, as in detectron2), an
-    uncompressed RLE or a compressed RLE."""
+    """The uint8 [H, W] mask of polygons, an uncompressed RLE or a compressed RLE."""
     if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if len(p) >= MIN_POLYGON_COORDINATES and len(p) % 2 == 0]
-        if not polygons:
+        if not segmentation:
             return np.zeros((height, width), dtype=np.uint8)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     elif isinstance(segmentation["counts"], list):
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
@@ -118,12 +59,14 @@ class CocoDetection(torch.utils.data.Dataset):
         cat_ids: the COCO category ids, sorted; label `k` is category `cat_ids[k - 1]`.
         cat_id_to_label, label_to_cat_id: the mappings between COCO category ids and contiguous labels 1..K.
         class_names: category names by label, `class_names[0] == "__background__"`.
-        stats: counts from loading: `clipped_boxes`, `dropped_boxes` (degenerate), `skipped_images` (no annotations,
-            training only), `ignored_crowd` (crowd annotations left out in training).
+        stats: counts from loading: `suspect_annotations` (left out), `clipped_boxes`, `dropped_boxes` (degenerate),
+            `skipped_images` (no annotations, training only), `ignored_crowd` (crowd annotations left out in
+            training).
     """
 
     def __init__(self, image_dir: str | Path, ann_file: str | Path, *, transforms: Callable | None = None,
-                 with_masks: bool = True, train: bool = True, skip_empty: bool = True):
+                 with_masks: bool = True, train: bool = True, skip_empty: bool = True,
+                 unreadable_images: str = "skip"):
         """
         Args:
             image_dir: folder holding the images' `file_name`s.
@@ -135,64 +78,69 @@ class CocoDetection(torch.utils.data.Dataset):
             train: drop crowd annotations from targets (the losses cannot ignore them) and skip images without
                 annotations when `skip_empty`; when False, keep every image and keep crowd annotations (iscrowd=1).
             skip_empty: in training, skip images with no (non-crowd) annotation left.
+            unreadable_images: `skip` an image file that cannot be read, with a warning naming it (in training the
+                next readable image takes its place; in evaluation the item is None, which `collate_fn` leaves
+                out), or `stop` with the error.
         """
         self.image_dir = Path(image_dir)
         self.ann_file = Path(ann_file)
         self.transforms = transforms if transforms is not None else to_tensors
         self.with_masks = with_masks
-        content = read_instances(self.ann_file)
-        self.images = index_entries(content["images"], "image", {"file_name": str, "width": int, "height": int},
-                                    self.ann_file)
-        check_image_sizes(self.images, self.ann_file)
-        categories = index_entries(content["categories"], "category", {"name": str}, self.ann_file)
+        self.train = train
+        self.unreadable = UnreadableImages(unreadable_images)
+        content = read_annotation_file(self.ann_file, training=True, level=logging.WARNING if train else logging.INFO)
+        for position, image in enumerate(content["images"]):
+            check_fields(image, {"file_name": (str,)}, "image", position, self.ann_file)
+        self.images = {image["id"]: image for image in content["images"]}
+        categories = self._categories(content["categories"])
         self.cat_ids = sorted(categories)
         self.cat_id_to_label = {cat_id: label for label, cat_id in enumerate(self.cat_ids, start=1)}
         self.label_to_cat_id = {label: cat_id for cat_id, label in self.cat_id_to_label.items()}
-        self.class_names = ["__background__"] + [categories[cat_id]["name"] for cat_id in self.cat_ids]
-        self.stats = {"clipped_boxes": 0, "dropped_boxes": 0, "skipped_images": 0, "ignored_crowd": 0}
-        self.instances = self._index_annotations(content["annotations"], train)
+        self.class_names = ["__background__"] + [categories[cat_id] for cat_id in self.cat_ids]
+        self.stats = {"clipped_boxes": 0, "dropped_boxes": 0, "skipped_images": 0, "ignored_crowd": 0,
+                      "suspect_annotations": content["dropped_annotations"]}
+        self.instances, self.boxes = self._index_annotations(content["annotations"], train)
         keep_empty = not (train and skip_empty)
-        self.image_ids = [i for i in sorted(self.images) if self.instances.get(i) or keep_empty]
+        self.image_ids = [i for i in sorted(self.images) if i in self.instances or keep_empty]
         self.stats["skipped_images"] = len(self.images) - len(self.image_ids)
         self._log_stats()
 
-    def _index_annotations(self, annotations: list, train: bool) -> dict[int, list[dict]]:
-        """The kept annotations of each image id, each with its clipped `box` (x1, y1, x2, y2)."""
+    def _categories(self, categories: list[dict]) -> dict[int, str]:
+        """Category names by id; an id given twice is an error, since the label space would be ambiguous."""
+        names = {}
+        for category in categories:
+            if category["id"] in names:
+                raise UserError(f"{self.ann_file}: category id {category['id']} appears twice")
+            names[category["id"]] = category["name"]
+        return names
+
+    def _index_annotations(self, annotations: list, train: bool) -> tuple[dict[int, list[dict]], dict[int, np.ndarray]]:
+        """The kept annotations of each image id (the file's dicts, not copies) and their clipped boxes
+        (x1, y1, x2, y2) as a float32 [N, 4] array per image."""
         instances: dict[int, list[dict]] = {}
-        for position, annotation in enumerate(annotations):
-            if not isinstance(annotation, dict) or not isinstance(annotation.get("id"), int):
-                raise UserError(f"{self.ann_file}: annotation at position {position} has no integer 'id'")
-            image = self._lookup(annotation, "image_id", self.images)
-            self._lookup(annotation, "category_id", self.cat_id_to_label)
-            bbox = check_bbox(annotation, self.ann_file)
-            if self.with_masks:
-                check_segmentation(annotation, image, self.ann_file)
-            if train and annotation.get("iscrowd", 0):
+        boxes: dict[int, list[np.ndarray]] = {}
+        for annotation in annotations:
+            if train and annotation["iscrowd"]:
                 self.stats["ignored_crowd"] += 1
                 continue
-            box, clipped = clip_box(bbox, image["width"], image["height"])
+            image = self.images[annotation["image_id"]]
+            box, clipped = clip_box(annotation["bbox"], image["width"], image["height"])
             if box[2] - box[0] < 1 or box[3] - box[1] < 1:
                 self.stats["dropped_boxes"] += 1
                 continue
             self.stats["clipped_boxes"] += clipped
-            instances.setdefault(annotation["image_id"], []).append(dict(annotation, box=box))
-        return instances
-
-    def _lookup(self, annotation: dict, field: str, known: dict) -> dict | int:
-        """The entry of `known` that the annotation's `field` refers to."""
-        key = annotation.get(field)
-        if not isinstance(key, int) or key not in known:
-            raise UserError(f"{self.ann_file}: annotation id {annotation['id']}: field {field!r} = {key!r} "
-                             f"matches no {field.removesuffix('_id')} of the file")
-        return known[key]
+            instances.setdefault(annotation["image_id"], []).append(annotation)
+            boxes.setdefault(annotation["image_id"], []).append(box)
+        return instances, {image_id: np.stack(image_boxes) for image_id, image_boxes in boxes.items()}
 
     def _log_stats(self) -> None:
         stats = self.stats
-        message = ("%s: %d of %d images (%d skipped without annotations), %d categories; %d boxes clipped to the "
-                   "image, %d degenerate boxes dropped, %d crowd annotations ignored")
+        message = ("%s: %d of %d images (%d skipped without annotations), %d categories; %d suspect annotations "
+                   "left out, %d boxes clipped to the image, %d degenerate boxes dropped, %d crowd annotations ignored")
         level = logging.WARNING if stats["clipped_boxes"] or stats["dropped_boxes"] else logging.INFO
         logger.log(level, message, self.ann_file, len(self.image_ids), len(self.images), stats["skipped_images"],
-                   len(self.cat_ids), stats["clipped_boxes"], stats["dropped_boxes"], stats["ignored_crowd"])
+                   len(self.cat_ids), stats["suspect_annotations"], stats["clipped_boxes"], stats["dropped_boxes"],
+                   stats["ignored_crowd"])
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -211,7 +159,7 @@ class CocoDetection(torch.utils.data.Dataset):
         image_id = self.image_ids[index]
         entry = self.images[image_id]
         path = self.image_dir / entry["file_name"]
-        pixels = np.asarray(load_rgb(path, f"image id {image_id}"))
+        pixels = np.array(load_rgb(path, f"image id {image_id}"))
         if pixels.shape[:2] != (entry["height"], entry["width"]):
             raise UserError(f"image id {image_id} ({path}) is {pixels.shape[1]}x{pixels.shape[0]} pixels (after EXIF "
                              f"orientation) but {self.ann_file} says {entry['width']}x{entry['height']}")
@@ -223,22 +171,36 @@ class CocoDetection(torch.utils.data.Dataset):
         entry = self.images[image_id]
         instances = self.instances.get(image_id, [])
         target = {
-            "boxes": np.array([a["box"] for a in instances], dtype=np.float32).reshape(-1, 4),
+            "boxes": self.boxes[image_id].copy() if image_id in self.boxes else np.zeros((0, 4), dtype=np.float32),
             "labels": np.array([self.cat_id_to_label[a["category_id"]] for a in instances], dtype=np.int64),
             "image_id": image_id,
-            "area": np.array([a.get("area", a["bbox"][2] * a["bbox"][3]) for a in instances], dtype=np.float32),
-            "iscrowd": np.array([a.get("iscrowd", 0) for a in instances], dtype=np.int64),
+            "area": np.array([a["area"] for a in instances], dtype=np.float32),
+            "iscrowd": np.array([a["iscrowd"] for a in instances], dtype=np.int64),
         }
         if self.with_masks:
             masks = [decode_segmentation(a["segmentation"], entry["height"], entry["width"]) for a in instances]
             target["masks"] = np.stack(masks) if masks else np.zeros((0, entry["height"], entry["width"]), np.uint8)
         return target
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
-        return self.transforms(self.load_image(index), self.load_target(index))
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict] | None:
+        """Image `index` and its target, transformed; an unreadable image is handled as `unreadable_images` says."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} images")
+        for offset in range(len(self)):
+            candidate = (index + offset) % len(self)
+            try:
+                image = self.load_image(candidate)
+            except ImageReadError as error:
+                self.unreadable.skip(error)
+                if not self.train:
+                    return None
+                continue
+            return self.transforms(image, self.load_target(candidate))
+        raise UserError(f"none of the {len(self)} images of {self.ann_file} in {self.image_dir} can be read")
 
 
-def collate_fn(batch: list[tuple]) -> tuple[list, list]:
-    """Batches (image, target) pairs as (list of images, list of targets): detection images differ in size."""
-    images, targets = zip(*batch)
-    return list(images), list(targets)
+def collate_fn(batch: list[tuple | None]) -> tuple[list, list]:
+    """Batches (image, target) pairs as (list of images, list of targets), since detection images differ in size;
+    leaves out the None of skipped images."""
+    kept = [item for item in batch if item is not None]
+    return [image for image, _ in kept], [target for _, target in kept]

@@ -1,5 +1,6 @@
-"""Reading COCO annotation and result files: what cannot be read past is a `UserError` naming the file and the id;
-what can (suspect entries) is counted, one warning per kind with the first ids.
+"""Reading COCO annotation and result files, for training and evaluation alike: what cannot be read past is a
+`UserError` naming the file and the id; what can (suspect entries) is counted, one warning per kind with the first ids
+and what is done with them (SUSPECTS: left out of training, kept in evaluation where pycocotools keeps them).
 
 Fatal: a missing file, unparseable JSON, the wrong top-level type, a missing section, fields of the wrong type, results
 that are not a list, a result without `score` or on an image the annotation file lacks (pycocotools refuses those).
@@ -60,38 +61,68 @@ def check_box(bbox, name: str, path: Path) -> None:
 
 
 def box_suspect(bbox: list, image: dict | None) -> str | None:
-    """Why a well-typed [x, y, w, h] box is suspect, or None."""
+    """The kind (a key of SUSPECTS) of problem of a well-typed [x, y, w, h] box, or None."""
     if not all(math.isfinite(v) for v in bbox):
-        return "NaN or infinite boxes"
+        return "nonfinite_box"
     if bbox[2] < 0 or bbox[3] < 0:
-        return "boxes of negative width or height"
+        return "negative_box"
     if image and (bbox[0] < 0 or bbox[1] < 0 or bbox[0] + bbox[2] > image["width"] or
                   bbox[1] + bbox[3] > image["height"]):
-        return "boxes outside the image"
+        return "outside_box"
     return None
 
 
 def segmentation_suspect(segmentation, image: dict | None, name: str, path: Path) -> str | None:
-    """Why a segmentation is suspect (None if not); raises when it is neither polygons nor an RLE."""
+    """The kind of suspect problem of a segmentation, or None; raises when it is neither polygons nor an RLE."""
     if isinstance(segmentation, list):
         if not all(isinstance(p, list) and all(is_number(v) for v in p) for p in segmentation):
             raise UserError(f"{path}: {name}: field 'segmentation' must be polygons (lists of numbers) or an RLE, "
                             f"got {segmentation!r:.80}")
-        return "polygons with fewer than 3 points (dropped: they enclose nothing)" if any(
-            len(p) < 6 for p in segmentation) else None
+        return "short_polygon" if any(len(p) < 6 for p in segmentation) else None
     if isinstance(segmentation, dict) and "counts" in segmentation and isinstance(segmentation.get("size"), list):
         if image and list(segmentation["size"]) != [image["height"], image["width"]]:
-            return "RLEs of another size than their image"
+            return "rle_size"
         return None
     raise UserError(f"{path}: {name}: field 'segmentation' must be polygons or an RLE with 'counts' and 'size', "
                     f"got {segmentation!r:.80}")
 
 
-def warn_suspects(path: Path, suspects: dict[str, list], action: str) -> None:
-    """One counted warning per kind of suspect entry, with the first ids."""
+KEPT = "kept, as pycocotools keeps them"
+DROPPED = "dropped from training"
+SUSPECTS = {  # kind: (what was found, what training does, what evaluation does)
+    "nonfinite_box": ("NaN or infinite boxes", DROPPED, KEPT),
+    "negative_box": ("boxes of negative width or height", DROPPED, KEPT),
+    "outside_box": ("boxes outside the image", "clipped to the image", KEPT),
+    "short_polygon": ("segmentations with polygons of fewer than 3 points", "those polygons dropped",
+                      "those polygons dropped"),
+    "no_polygon": ("segmentations of polygons of fewer than 3 points only", DROPPED,
+                   "kept with an empty mask, which matches nothing"),
+    "rle_size": ("RLEs of another size than their image", DROPPED, KEPT),
+    "missing_image": ("annotations on images missing from the file", DROPPED, KEPT),
+    "unknown_category": ("annotations of unknown category ids", DROPPED, KEPT),
+    "duplicate_id": ("duplicate annotation ids", "all but the first dropped from training", KEPT),
+    "duplicate_image": ("duplicate image ids", "the last entry used, as pycocotools does", "the last entry used"),
+    "missing_area": ("annotations without 'area'", "derived from the mask or box",
+                     "derived from the mask or box, as pycocotools does"),
+    "missing_iscrowd": ("annotations without 'iscrowd'", "taken as 0", "taken as 0"),
+}
+DROPPED_IN_TRAINING = {kind for kind, (_, in_training, _) in SUSPECTS.items() if in_training == DROPPED} | {
+    "duplicate_id"}
+
+
+def warn_counted(path: Path, found: str, ids: list, action: str, label: str = "ids", level: int = logging.WARNING
+                 ) -> None:
+    """One message for `len(ids)` entries of one kind: the count, the first ids (or positions: `label`) and what is
+    done with them."""
+    shown = ", ".join(map(str, ids[:SHOWN_IDS])) + (", ..." if len(ids) > SHOWN_IDS else "")
+    logger.log(level, "%s: %d %s (%s %s); %s", path, len(ids), found, label, shown, action)
+
+
+def warn_suspects(path: Path, suspects: dict[str, list], training: bool, level: int) -> None:
+    """One counted message per kind of suspect annotation (keys of SUSPECTS)."""
     for kind, ids in suspects.items():
-        shown = ", ".join(map(str, ids[:SHOWN_IDS])) + (", ..." if len(ids) > SHOWN_IDS else "")
-        logger.warning("%s: %d %s (ids %s); %s", path, len(ids), kind, shown, action)
+        found, in_training, in_evaluation = SUSPECTS[kind]
+        warn_counted(path, found, ids, in_training if training else in_evaluation, level=level)
 
 
 def read_instances(path: str | Path) -> dict:
@@ -104,52 +135,87 @@ def read_instances(path: str | Path) -> dict:
     return content
 
 
-def read_annotation_file(path: str | Path, action: str = "kept, as pycocotools keeps them", segm: bool = False
-                         ) -> dict:
+def index_images(images: list, path: Path, suspects: dict[str, list]) -> dict[int, dict]:
+    """The image entries by id, checked: integer id, positive integer width and height."""
+    by_id = {}
+    for position, image in enumerate(images):
+        check_fields(image, {"id": (int,), "width": (int,), "height": (int,)}, "image", position, path)
+        if image["width"] <= 0 or image["height"] <= 0:
+            raise UserError(f"{path}: image id {image['id']}: 'width' and 'height' must be positive, got "
+                            f"{image['width']}x{image['height']}")
+        if image["id"] in by_id:
+            suspects["duplicate_image"].append(image["id"])
+        by_id[image["id"]] = image
+    return by_id
+
+
+def read_annotation_file(path: str | Path, segm: bool = False, training: bool = False,
+                         level: int = logging.WARNING) -> dict:
     """A COCO instances file, checked; missing `area` / `iscrowd` filled in, polygons of fewer than 3 points dropped.
-    Suspect annotations are kept and counted (`action` says what the caller does with them); returns the content
-    with `suspect_ids` per kind. With `segm` (masks will be compared), an RLE of another size is fatal."""
+
+    Fatal problems raise a UserError naming the file and the id. Suspect annotations (SUSPECTS) are counted, one
+    message per kind at `level`; in evaluation they are kept where pycocotools keeps them, in `training` the
+    annotations of DROPPED_IN_TRAINING kinds are left out. Returns the content with `suspect_ids` (kind: ids), and in
+    training with the number of `dropped_annotations`.
+
+    Args:
+        segm: masks will be compared, so an RLE of another size than its image is fatal.
+    """
     path = Path(path)
     content = read_instances(path)
-    images, categories = {}, set()
-    for position, image in enumerate(content["images"]):
-        check_fields(image, {"id": (int,), "width": (int,), "height": (int,)}, "image", position, path)
-        images[image["id"]] = image
+    suspects: dict[str, list] = defaultdict(list)
+    images = index_images(content["images"], path, suspects)
+    categories = set()
     for position, category in enumerate(content["categories"]):
         check_fields(category, {"id": (int,), "name": (str,)}, "category", position, path)
         categories.add(category["id"])
-    suspects: dict[str, list] = defaultdict(list)
     seen: set[int] = set()
+    kept = []
     for position, annotation in enumerate(content["annotations"]):
-        check_fields(annotation, {"id": (int,), "image_id": (int,), "category_id": (int,)}, "annotation", position,
-                     path)
-        name, annotation_id = f"annotation id {annotation['id']}", annotation["id"]
-        check_box(annotation.get("bbox"), name, path)
-        image = images.get(annotation["image_id"])
-        problems = [box_suspect(annotation["bbox"], image)]
-        if "segmentation" in annotation:
-            problem = segmentation_suspect(annotation["segmentation"], image, name, path)
-            if problem and problem.startswith("RLEs") and segm:
-                raise UserError(f"{path}: {name}: its RLE is {annotation['segmentation']['size']} but image "
-                                f"{annotation['image_id']} is [{image['height']}, {image['width']}]; masks of "
-                                f"different sizes cannot be compared: fix the file or evaluate --iou-types bbox")
-            if problem and problem.startswith("polygons"):
-                annotation["segmentation"] = drop_short_polygons(annotation["segmentation"], image)
-            problems.append(problem)
-        problems += ["annotations on images missing from the file" if image is None else None,
-                     "annotations of unknown category ids" if annotation["category_id"] not in categories else None,
-                     "duplicate annotation ids" if annotation_id in seen else None]
-        seen.add(annotation_id)
-        for field, derived in (("area", "missing 'area' (derived from the mask or box)"),
-                               ("iscrowd", "missing 'iscrowd' (taken as 0)")):
-            if field not in annotation:
-                problems.append(derived)
-                annotation[field] = derived_area(annotation, image) if field == "area" else 0
-        for problem in filter(None, problems):
-            suspects[problem].append(annotation_id)
-    warn_suspects(path, suspects, action)
+        kinds = annotation_suspects(annotation, position, images, categories, seen, path, segm)
+        for kind in kinds:
+            suspects[kind].append(annotation["id"])
+        if not (training and DROPPED_IN_TRAINING.intersection(kinds)):
+            kept.append(annotation)
+    if training:
+        content["dropped_annotations"] = len(content["annotations"]) - len(kept)
+        content["annotations"] = kept
+    warn_suspects(path, suspects, training, level)
     content["suspect_ids"] = dict(suspects)
     return content
+
+
+def annotation_suspects(annotation, position: int, images: dict[int, dict], categories: set[int], seen: set[int],
+                        path: Path, segm: bool) -> list[str]:
+    """The kinds of suspect problems of one annotation (raising on fatal ones); completes `area` and `iscrowd` and
+    drops polygons of fewer than 3 points in place."""
+    check_fields(annotation, {"id": (int,), "image_id": (int,), "category_id": (int,)}, "annotation", position, path)
+    name = f"annotation id {annotation['id']}"
+    check_box(annotation.get("bbox"), name, path)
+    image = images.get(annotation["image_id"])
+    kinds = [box_suspect(annotation["bbox"], image)]
+    if "segmentation" in annotation:
+        kind = segmentation_suspect(annotation["segmentation"], image, name, path)
+        if kind == "rle_size" and segm:
+            raise UserError(f"{path}: {name}: its RLE is {annotation['segmentation']['size']} but image "
+                            f"{annotation['image_id']} is [{image['height']}, {image['width']}]; masks of "
+                            f"different sizes cannot be compared: fix the file or evaluate --iou-types bbox")
+        if kind == "short_polygon":
+            annotation["segmentation"] = drop_short_polygons(annotation["segmentation"], image)
+            kind = "short_polygon" if isinstance(annotation["segmentation"], list) and annotation["segmentation"] \
+                else "no_polygon"
+        kinds.append(kind)
+    kinds += ["missing_image" if image is None else None,
+              "unknown_category" if annotation["category_id"] not in categories else None,
+              "duplicate_id" if annotation["id"] in seen else None]
+    seen.add(annotation["id"])
+    if "area" not in annotation:
+        kinds.append("missing_area")
+        annotation["area"] = derived_area(annotation, image)
+    if "iscrowd" not in annotation:
+        kinds.append("missing_iscrowd")
+        annotation["iscrowd"] = 0
+    return [kind for kind in kinds if kind]
 
 
 def drop_short_polygons(polygons: list, image: dict | None) -> list | dict:
@@ -198,10 +264,11 @@ def read_results(results, path: Path, image_ids: set[int], category_ids: set[int
             segmentation_suspect(result["segmentation"], None, name, path)
         if "bbox" in result or not segm:
             check_box(result.get("bbox"), name, path)
-            problem = box_suspect(result["bbox"], None)
-            if problem:
-                suspects[problem].append(position)
+            kind = box_suspect(result["bbox"], None)
+            if kind:
+                suspects[f"detections with {SUSPECTS[kind][0]}"].append(position)
         if result["category_id"] not in category_ids:
             suspects["detections of unknown category ids"].append(position)
-    warn_suspects(path, {f"{kind} (positions)": ids for kind, ids in suspects.items()}, "kept, as pycocotools does")
+    for found, positions in suspects.items():
+        warn_counted(path, found, positions, "kept, as pycocotools does", label="positions")
     return results

@@ -2,8 +2,8 @@
 guard, progress bar, metrics, periodic evaluation and checkpoints, SIGTERM/Ctrl-C saving, exact resume.
 
 Every rank takes the same decisions at the same iteration: one all-reduced tensor per iteration carries the loss
-terms, the number of ranks whose loss is not finite and the number of ranks asked to stop. That tensor's two flags
-are the only values read to the host every iteration; the loss terms are read once per log period.
+terms, the number of ranks whose loss or gradients are not finite and the number of ranks asked to stop. That tensor's
+three flags are the only values read to the host every iteration; the loss terms are read once per log period.
 """
 import contextlib
 import logging
@@ -23,8 +23,11 @@ from workbench.engine.stop_signals import StopSignal
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; the message names the iteration and the loss terms."""
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or a gradient became NaN or infinite; the message names the iteration and the terms."""
 
 
 @dataclass
@@ -37,6 +40,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     iteration: int = 0
+    skipped_steps: int = 0
     extra: dict = field(default_factory=dict)
 
     def state_dict(self, config: dict) -> dict:
@@ -44,7 +48,7 @@ class TrainState:
         model = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
         return dict(model=model.state_dict(), optimizer=self.optimizer.state_dict(),
                     scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), iteration=self.iteration,
-                    config=config, **self.extra)
+                    skipped_steps=self.skipped_steps, config=config, **self.extra)
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a checkpoint of `save`; this rank's generators come from its own entry of `rng_per_rank`.
@@ -61,6 +65,7 @@ class TrainState:
         elif self.scaler.is_enabled():
             logger.info("the checkpoint was saved without AMP: the loss scale starts at %g", self.scaler.get_scale())
         self.iteration = state["iteration"]
+        self.skipped_steps = state.get("skipped_steps", 0)
         saved, rank, world = state.get("rng_per_rank", []), distributed.get_rank(), distributed.get_world_size()
         if len(saved) != world and rank == 0:
             logger.warning("resuming a run of %d process(es) with %d: each process now reads every %d-th image of "
@@ -86,6 +91,7 @@ class LoopSettings:
     accumulate: int = 1
     clip_grad_norm: float | None = None
     amp: bool = False
+    on_nonfinite: str = "stop"
     log_period: int = 20
     checkpoint_period: int = 0
     eval_period: int = 0
@@ -112,7 +118,8 @@ def train_loop(
         "finished", or the name of the signal that stopped training after saving a checkpoint.
 
     Raises:
-        NonFiniteLossError: on every rank at the same iteration, when a loss is not finite on any rank.
+        NonFiniteError: on every rank at the same iteration, when a loss or a gradient is not finite on any rank
+            and `settings.on_nonfinite` is "stop".
     """
     main = distributed.is_main_process()
     writer = MetricWriter(output_dir, append=state.iteration > 0) if main else None
@@ -191,12 +198,13 @@ def run_iteration(
     """One optimizer step over `settings.accumulate` batches, agreed on by every rank.
 
     The terms whose names start with "loss" are summed into the loss that is minimised; other terms (e.g. a training
-    accuracy) are only averaged and logged. After the backward passes, `agree` shares the terms and the flags; the
-    step is taken only when every rank's loss is finite.
+    accuracy) are only averaged and logged. After the backward passes, `agree` shares the terms and the flags. When a
+    rank's loss, or the gradients, are not finite, every rank stops (NonFiniteError) or skips the step, as
+    `settings.on_nonfinite` says. Under fp16 AMP the loss scaler skips steps whose gradients overflow itself.
 
     Returns:
-        The mean over ranks of every term (and the gradient norm when clipping), as tensors on the device, and
-        whether any rank was asked to stop.
+        The mean over ranks of every term (and the gradient norm), as tensors on the device, and whether any rank
+        was asked to stop.
     """
     model, optimizer, scaler, device = state.model, state.optimizer, state.scaler, state.device
     optimizer.zero_grad(set_to_none=True)
@@ -215,44 +223,73 @@ def run_iteration(
             scaler.scale(total / settings.accumulate).backward()
         for name, value in dict(losses, loss=total).items():
             totals[name] = totals.get(name, 0.0) + value.detach() / settings.accumulate
-    means, flags = agree(totals, nonfinite, stop_requested)
-    ranks_nonfinite, ranks_stopping = flags.tolist()
-    if ranks_nonfinite:
-        raise NonFiniteLossError(nonfinite_message(means, state.iteration + 1, int(ranks_nonfinite)))
-    if settings.clip_grad_norm:
-        scaler.unscale_(optimizer)
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, settings.clip_grad_norm)
-        means["grad_norm"] = torch.where(norm.isfinite(), norm, torch.nan)  # an fp16 overflow: the step is skipped
-    scaler.step(optimizer)
-    scaler.update()
+    norm = gradient_norm(optimizer, scaler, settings.clip_grad_norm, device)
+    totals["grad_norm"] = norm
+    bad_gradients = (~norm.isfinite()).float() if not scaler.is_enabled() else torch.zeros((), device=device)
+    means, flags = agree(totals, torch.stack([nonfinite.clamp(max=1), bad_gradients]), stop_requested)
+    ranks_nonfinite, ranks_bad_gradients, ranks_stopping = flags.tolist()
+    if ranks_nonfinite or ranks_bad_gradients:
+        skip_step(state, settings, nonfinite_message(means, state.iteration + 1, int(ranks_nonfinite)))
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     state.scheduler.step()
     return means, ranks_stopping > 0
 
 
+def gradient_norm(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, clip: float | None,
+                  device: torch.device) -> torch.Tensor:
+    """The total norm of the (unscaled) gradients, after clipping them to `clip` when it is set."""
+    scaler.unscale_(optimizer)
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not params:
+        return torch.zeros((), device=device)
+    if clip:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in params]))
+
+
+def skip_step(state: TrainState, settings: LoopSettings, problem: str) -> None:
+    """Raises NonFiniteError naming `problem`, or skips the step with a counted warning, as the settings say."""
+    if settings.on_nonfinite == "stop":
+        raise NonFiniteError(f"{problem}; lower solver.lr, raise solver.warmup_iters, set solver.clip_grad_norm, or "
+                             f"set solver.on_nonfinite=skip to skip such steps")
+    state.optimizer.zero_grad(set_to_none=True)
+    state.skipped_steps += 1
+    if distributed.is_main_process():
+        logger.warning("%s; step skipped (%d skipped so far; solver.on_nonfinite=stop stops instead)", problem,
+                       state.skipped_steps)
+
+
 def agree(terms: dict[str, torch.Tensor], nonfinite: torch.Tensor, stop_requested: bool
           ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The iteration's one collective: all-reduces the terms and two flags, as one tensor on the terms' device.
+    """The iteration's one collective: all-reduces the terms and the flags, as one tensor on the terms' device.
+
+    Args:
+        nonfinite: this rank's flags [loss not finite, gradients not finite], 0 or 1 each.
 
     Returns:
-        The mean over ranks of each term, and [ranks whose loss is not finite, ranks asked to stop].
+        The mean over ranks of each term, and [ranks whose loss is not finite, ranks whose gradients are not finite,
+        ranks asked to stop].
     """
     names = sorted(terms)
-    stop = torch.full((), float(stop_requested), device=nonfinite.device)
-    status = distributed.all_reduce_sum(torch.stack([terms[name] for name in names] + [nonfinite, stop]))
-    return dict(zip(names, (status[:-2] / distributed.get_world_size()).unbind())), status[-2:]
+    stop = torch.full((1,), float(stop_requested), device=nonfinite.device)
+    status = distributed.all_reduce_sum(torch.cat([torch.stack([terms[name] for name in names]), nonfinite, stop]))
+    return dict(zip(names, (status[:-3] / distributed.get_world_size()).unbind())), status[-3:]
 
 
 def nonfinite_message(means: dict[str, torch.Tensor], iteration: int, ranks: int) -> str:
-    """Names the iteration, the non-finite loss terms (means over ranks) and how many ranks saw them."""
+    """Names the iteration, the non-finite loss terms (means over ranks) and how many ranks saw them, or the
+    gradient norm when the losses are finite."""
+    where = f" on {ranks} of {distributed.get_world_size()} processes" if distributed.is_distributed() else ""
+    if not ranks:
+        return f"non-finite gradients at iteration {iteration} (grad_norm={means['grad_norm'].item()})"
     losses = {name: value.item() for name, value in means.items() if name.startswith("loss")}
     bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
     if len(bad) > 1:
         bad.pop("loss", None)  # the sum, when the terms are named
     terms = ", ".join(f"{name}={value}" for name, value in bad.items())
-    where = f" on {ranks} of {distributed.get_world_size()} processes" if distributed.is_distributed() else ""
-    return (f"non-finite loss at iteration {iteration}{where}: {terms}; lower solver.lr, raise solver.warmup_iters or "
-            f"set solver.clip_grad_norm")
+    return f"non-finite loss at iteration {iteration}{where}: {terms}"
 
 
 def save(state: TrainState, output_dir: str, config: dict, name: str | None = None) -> None:

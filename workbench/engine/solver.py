@@ -6,12 +6,6 @@ from torch import nn
 
 from workbench.errors import UserError
 
-SOLVER_DEFAULTS = {
-    "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
-    "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
-    "warmup_factor": 0.001, "warmup_method": "linear", "clip_grad_norm": None, "amp": False, "accumulate": 1,
-    "sync_bn": False,
-}
 WARMUP_METHODS = ("linear", "constant")
 
 

@@ -16,7 +16,7 @@ from workbench.config.checks import check_values
 from workbench.config.loader import format_config, load_config
 from workbench.data.batching import SeededSamples, training_batches
 from workbench.engine import checkpoints, distributed
-from workbench.engine.loop import LoopSettings, NonFiniteLossError, TrainState, train_loop
+from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, train_loop
 from workbench.engine.metrics import plot_curves
 from workbench.engine.solver import build_optimizer, build_scheduler
 from workbench.engine.stop_signals import ignore_stop_signals
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace, defaults: dict, task: type[Task]) -> dict:
     group_broken = False
     try:
         return train(task(config), args.resume)
-    except NonFiniteLossError as error:
+    except NonFiniteError as error:
         sys.exit(f"training stopped: {error}")
     except RuntimeError as error:
         if not distributed.is_collective_error(error):
@@ -197,7 +197,8 @@ def loop_settings(config: dict) -> LoopSettings:
     """The engine's settings from the config's solver and train sections."""
     solver, train = config["solver"], config["train"]
     return LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
-                        clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"], log_period=train["log_period"],
+                        clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"],
+                        on_nonfinite=solver["on_nonfinite"], log_period=train["log_period"],
                         checkpoint_period=train["checkpoint_period"], eval_period=train["eval_period"])
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from workbench.data.classification import collate_readable
 from workbench.engine import distributed
 from workbench.engine.stop_signals import ignore_stop_signals
 
@@ -42,12 +43,16 @@ def evaluate_classifier(model: nn.Module, dataset, device: torch.device, batch_s
     rank, world = distributed.get_rank(), distributed.get_world_size()
     shard = Subset(dataset, list(range(rank, len(dataset), world)))
     loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, generator=torch.Generator(),
-                        pin_memory=device.type == "cuda", worker_init_fn=ignore_stop_signals)
+                        pin_memory=device.type == "cuda", worker_init_fn=ignore_stop_signals,
+                        collate_fn=collate_readable)
     num_classes = len(dataset.classes)
     top_k = min(5, num_classes)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     in_top_k, loss_sum = 0, 0.0
-    for images, labels in tqdm(loader, desc="eval", disable=not distributed.is_main_process(), dynamic_ncols=True):
+    for batch in tqdm(loader, desc="eval", disable=not distributed.is_main_process(), dynamic_ncols=True):
+        if batch is None:
+            continue
+        images, labels = batch
         probabilities = class_probabilities(model, images.to(device, non_blocking=True)).cpu()
         if probabilities.shape[1] != num_classes:
             raise UserError(f"the model predicts {probabilities.shape[1]} classes but the dataset has {num_classes} "

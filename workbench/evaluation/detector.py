@@ -1,4 +1,6 @@
 """Running a detector over a dataset, sharded across ranks, and scoring it against the original COCO JSON."""
+import logging
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
@@ -8,6 +10,8 @@ from workbench.data.coco import collate_fn
 from workbench.engine import distributed
 from workbench.engine.stop_signals import ignore_stop_signals
 from workbench.evaluation.coco import detections_to_coco, evaluate_coco
+
+logger = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
@@ -28,12 +32,18 @@ def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2
     loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate_fn,
                         generator=torch.Generator(), pin_memory=device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
-    results, kept = [], []
+    results, kept, read = [], [], 0
     for images, targets in tqdm(loader, desc="eval", disable=not distributed.is_main_process(), dynamic_ncols=True):
+        read += len(images)
+        if not images:
+            continue
         outputs = model([image.to(device, non_blocking=True) for image in images])
         outputs = [{k: v.cpu() for k, v in output.items()} for output in outputs]
         results += detections_to_coco(outputs, [t["image_id"] for t in targets], dataset.label_to_cat_id)
         kept += [(image, output) for image, output in zip(images, outputs)][: max(0, keep - len(kept))]
+    if read < len(shard):
+        logger.warning("%d of %d images could not be read and have no detections (see the warnings naming them)",
+                       len(shard) - read, len(shard))
     parts = distributed.gather_to_main(results)
     return (None if parts is None else [r for part in parts for r in part]), kept
 

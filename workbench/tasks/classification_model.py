@@ -20,13 +20,17 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict]:
     """The classifier a train_cls.py checkpoint describes, with its weights; returns (model, config).
 
     Raises:
-        ValueError: the file is not a train_cls.py checkpoint (it has no "model" and "config" entries).
+        ValueError: the file is not a train_cls.py checkpoint (it has no "model" and "config" entries, or it is a
+            train_det.py checkpoint).
     """
     state = load_training_state(path)
     if not isinstance(state, dict) or "model" not in state or "model" not in state.get("config", {}):
         raise UserError(f"{path} is not a train_cls.py checkpoint (expected the keys 'model' and 'config'); "
                          f"use --config with --weights for other weight files")
     config = state["config"]
+    if "kind" in config["model"]:
+        raise UserError(f"{path} is a train_det.py checkpoint (a {config['model']['kind']} detector), not a "
+                        f"classifier; evaluate it with tools/eval_det.py --config CONFIG --weights {path}")
     model = build_classifier(dict(config["model"], backbone_weights=None))
     model.load_state_dict(state["model"])
     return model, config

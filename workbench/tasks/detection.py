@@ -46,9 +46,10 @@ def build_datasets(config: dict) -> tuple[CocoDetection, CocoDetection, dict[str
     paths = data_paths(data)
     with_masks = config["model"]["kind"] == "mask_rcnn"
     train_set = CocoDetection(paths["train_images"], paths["train_annotations"], with_masks=with_masks, train=True,
-                              skip_empty=data["skip_empty"], transforms=build_transforms(True, **data["augment"]))
+                              skip_empty=data["skip_empty"], transforms=build_transforms(True, **data["augment"]),
+                              unreadable_images=data["unreadable_images"])
     val_set = CocoDetection(paths["val_images"], paths["val_annotations"], with_masks=with_masks, train=False,
-                            transforms=build_transforms(False))
+                            transforms=build_transforms(False), unreadable_images=data["unreadable_images"])
     return train_set, val_set, paths
 
 

@@ -79,6 +79,8 @@ def test_shipped_classification_configs_load(path):
     ("solver.momentum=1.5", r"solver.momentum=1.5 is impossible"),
     ("data.workers=-1", r"data.workers=-1 is impossible"),
     ("solver.clip_grad_norm=0", r"solver.clip_grad_norm=0 is impossible"),
+    ("solver.on_nonfinite=ignore", r"solver.on_nonfinite='ignore' is impossible; expected stop or skip"),
+    ("data.unreadable_images=maybe", r"data.unreadable_images='maybe' is impossible; expected skip or stop"),
 ])
 def test_impossible_values_are_caught_before_any_work(override, message):
     with pytest.raises(ValueError, match=message):

@@ -1,5 +1,6 @@
 """Classification data: CIFAR batches written in the official format, class folders and their errors, the held-out
 split and the transforms."""
+import logging
 import pickle
 
 import numpy as np
@@ -7,7 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.data.classification import CifarDataset, ImageFolder, build_classification_datasets, holdout_split
+from workbench.config import CLASSIFICATION_DEFAULTS
+from workbench.data.classification import (
+    CifarDataset,
+    ImageFolder,
+    build_classification_datasets,
+    collate_readable,
+    holdout_split,
+)
 from workbench.data.classification_transforms import eval_transform, ten_crop_transform, train_transform
 
 IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
@@ -152,17 +160,23 @@ def test_empty_class_folder_is_named(tmp_path):
         ImageFolder(tmp_path)
 
 
-def test_corrupt_image_is_named(tmp_path):
-    write_folder(tmp_path, ["a"])
+def test_a_corrupt_image_stops_or_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
+    write_folder(tmp_path, ["a", "b"])
     (tmp_path / "a" / "1.png").write_bytes(b"not a png")
     with pytest.raises(OSError, match=r"cannot read image .*1.png"):
-        ImageFolder(tmp_path)[1]
+        ImageFolder(tmp_path, unreadable_images="stop")[1]
+    with caplog.at_level(logging.WARNING):
+        assert ImageFolder(tmp_path)[1][1] == 1, "in training the next readable image takes its place"
+        evaluation = ImageFolder(tmp_path, transform=lambda image: torch.zeros(1), train=False)
+        images, labels = collate_readable([evaluation[i] for i in range(4)])
+    assert labels.tolist() == [0, 1, 1] and collate_readable([None]) is None
+    assert sum("a/1.png" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_train_and_val_classes_must_agree(tmp_path):
     write_folder(tmp_path / "train", ["a", "b"])
     write_folder(tmp_path / "val", ["a", "c"])
-    data = dict(dataset="folder", root=str(tmp_path), train_dir="train", val_dir="val", holdout=0, seed=0)
+    data = dict(CLASSIFICATION_DEFAULTS["data"], dataset="folder", root=str(tmp_path), holdout=0)
     with pytest.raises(ValueError, match=r"different classes .*\['b', 'c'\]"):
         build_classification_datasets(data, None, None)
 
@@ -180,7 +194,8 @@ def test_holdout_split_is_disjoint_and_deterministic(tmp_path):
 
 def test_holdout_reads_the_training_set_once_and_applies_both_transforms(tmp_path):
     write_folder(tmp_path / "train", ["a", "b"], per_class=5)
-    data = dict(dataset="folder", root=str(tmp_path), train_dir="train", val_dir="absent", holdout=3, seed=1)
+    data = dict(CLASSIFICATION_DEFAULTS["data"], dataset="folder", root=str(tmp_path), val_dir="absent", holdout=3,
+                seed=1)
     train_set, val_set = build_classification_datasets(data, lambda image: "train", lambda image: "val")
     assert len(train_set) == 7 and len(val_set) == 3 and not set(train_set.indices) & set(val_set.indices)
     assert train_set.dataset.samples is val_set.dataset.samples and train_set.classes == val_set.classes == ["a", "b"]

@@ -1,3 +1,4 @@
+import io
 import json
 import logging
 
@@ -7,6 +8,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+import heads
 from workbench.data.coco import CocoDetection, collate_fn
 from workbench.data.images import ImageReadError
 
@@ -122,16 +124,56 @@ def test_without_masks_the_target_has_no_masks(tmp_path):
     assert "masks" not in target and target["boxes"].shape == (1, 4)
 
 
-@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
-def test_other_image_modes_load_as_rgb(tmp_path, mode):
-    rgb = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
-    rgb[:, : WIDTH // 2] = 200
-    pixels = Image.fromarray(rgb).convert(mode) if mode != "I;16" else Image.fromarray(rgb[..., 0]).convert("I;16")
-    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 1, 3, [0, 0, 2, 2])])
-    pixels.save(image_dir / "1.png")
-    image, _ = CocoDetection(image_dir, ann_file)[0]
-    assert image.shape == (3, HEIGHT, WIDTH)
-    assert (image[:, :, WIDTH // 2 :] == 0).all() and (image[:, :, : WIDTH // 2] > 0.3).all()
+def half_bright(height=HEIGHT, width=WIDTH):
+    """An RGB image whose left half is 200 and right half 0."""
+    rgb = np.zeros((height, width, 3), dtype=np.uint8)
+    rgb[:, : width // 2] = 200
+    return rgb
+
+
+def palette_with_transparency(rgb):
+    image = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)
+    image.info["transparency"] = 0
+    return image
+
+
+IMAGE_KINDS = {  # kind: (writer of the half-bright image, file name)
+    "grayscale": (lambda rgb: Image.fromarray(rgb).convert("L"), "1.png"),
+    "RGBA": (lambda rgb: Image.fromarray(rgb).convert("RGBA"), "1.png"),
+    "gray with alpha": (lambda rgb: Image.fromarray(rgb).convert("LA"), "1.png"),
+    "palette": (lambda rgb: Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE), "1.png"),
+    "palette with transparency": (palette_with_transparency, "1.png"),
+    "16-bit gray": (lambda rgb: Image.fromarray(rgb[..., 0].astype(np.uint16) * 257), "1.png"),
+    "CMYK JPEG": (lambda rgb: Image.fromarray(rgb).convert("CMYK"), "1.jpg"),
+    "PNG named .jpg": (lambda rgb: Image.fromarray(rgb), "1.jpg"),
+}
+
+
+@pytest.mark.parametrize("kind", IMAGE_KINDS)
+def test_every_image_kind_loads_as_8_bit_rgb(tmp_path, kind):
+    write, file_name = IMAGE_KINDS[kind]
+    (tmp_path / "images").mkdir()
+    image = write(half_bright())
+    image.save(tmp_path / "images" / file_name, **({"format": "PNG"} if kind == "PNG named .jpg" else {}))
+    images = [{"id": 1, "file_name": file_name, "width": WIDTH, "height": HEIGHT}]
+    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 1, 3, [0, 0, 2, 2])], images=images)
+    tensor, _ = CocoDetection(image_dir, ann_file)[0]
+    assert tensor.shape == (3, HEIGHT, WIDTH)
+    assert tensor[:, :, WIDTH // 2 + 1 :].max() < 0.05
+    assert (tensor[:, :, : WIDTH // 2 - 1] - 200 / 255).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("width, height", [(1, 1), (2000, 4), (4, 2000)])
+def test_extreme_sizes_load_and_go_through_a_detector(tmp_path, width, height):
+    images = [{"id": 1, "file_name": "1.png", "width": width, "height": height}]
+    box = [0, 0, min(width, 4), min(height, 4)]
+    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 1, 3, box)], images=images)
+    image, target = CocoDetection(image_dir, ann_file)[0]
+    assert image.shape == (3, height, width)
+    model = heads.build_detector("mask_rcnn", backbone="resnet18", num_classes=4, min_size=64, max_size=128).eval()
+    with torch.no_grad():
+        output, = model([image])
+    assert output["boxes"].shape[1] == 4 and output["masks"].shape[2:] == (height, width)
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -171,32 +213,68 @@ def test_out_of_image_boxes_are_clipped_and_degenerate_ones_dropped(tmp_path, ca
     image_dir, ann_file = write_dataset(tmp_path, annotations)
     with caplog.at_level(logging.INFO, logger="workbench.data.coco"):
         dataset = CocoDetection(image_dir, ann_file)
-    assert dataset.stats == {"clipped_boxes": 1, "dropped_boxes": 3, "skipped_images": 1, "ignored_crowd": 0}
+    assert dataset.stats == {"clipped_boxes": 1, "dropped_boxes": 3, "skipped_images": 1, "ignored_crowd": 0,
+                             "suspect_annotations": 0}
     assert dataset[0][1]["boxes"].tolist() == [[0, 10, 5, 16], [1, 1, 4, 4]]
     records = [r for r in caplog.records if r.name == "workbench.data.coco"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert "1 boxes clipped" in records[0].getMessage() and "3 degenerate boxes dropped" in records[0].getMessage()
 
 
-@pytest.mark.parametrize("content", [b"not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, None])
-def test_unreadable_images_raise_an_error_naming_the_file_and_id(tmp_path, content):
-    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 2, 3, [0, 0, 2, 2])])
+def truncated(image_bytes: bytes) -> bytes:
+    return image_bytes[: len(image_bytes) // 2]
+
+
+def encoded(format: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8)).save(buffer, format)
+    return buffer.getvalue()
+
+
+UNREADABLE = {  # case: the bytes of image 2's file (None: no file)
+    "not an image": b"not an image",
+    "zero bytes": b"",
+    "PNG header only": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+    "truncated PNG": truncated(encoded("PNG")),
+    "truncated JPEG": truncated(encoded("JPEG")),
+    "missing": None,
+}
+
+
+def dataset_with_unreadable_image(root, content, **options):
+    image_dir, ann_file = write_dataset(root, [annotation(1, 1, 3, [0, 0, 2, 2]), annotation(2, 2, 3, [0, 0, 2, 2])])
     path = image_dir / "2.png"
     if content is None:
         path.unlink()
     else:
         path.write_bytes(content)
-    dataset = CocoDetection(image_dir, ann_file)
+    return CocoDetection(image_dir, ann_file, **options)
+
+
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_an_unreadable_image_stops_with_an_error_naming_the_file_and_id(tmp_path, case):
+    dataset = dataset_with_unreadable_image(tmp_path, UNREADABLE[case], unreadable_images="stop")
     with pytest.raises(ImageReadError, match=r"image id 2 from .*2\.png"):
-        dataset[0]
+        dataset[1]
 
 
-def test_truncated_image_raises_an_error(tmp_path):
-    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 1, 3, [0, 0, 2, 2])],
-                                        pixels=np.random.default_rng(0).integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8))
-    path = image_dir / "1.png"
-    path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(ImageReadError, match=r"1\.png"):
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_an_unreadable_image_is_skipped_with_a_counted_warning(tmp_path, caplog, case):
+    training = dataset_with_unreadable_image(tmp_path, UNREADABLE[case])
+    with caplog.at_level(logging.WARNING, logger="workbench.data.images"):
+        assert training[1][1]["image_id"] == 1, "the next readable image takes its place"
+        evaluation = CocoDetection(training.image_dir, training.ann_file, train=False)
+        assert evaluation[1] is None
+        images, targets = collate_fn([evaluation[0], evaluation[1]])
+    assert len(images) == 1 and targets[0]["image_id"] == 1
+    messages = [r.getMessage() for r in caplog.records if "2.png" in r.getMessage()]
+    assert len(messages) == 3 and "image id 2" in messages[0] and "2 unreadable images in this process" in messages[2]
+
+
+def test_a_dataset_without_any_readable_image_is_an_error(tmp_path):
+    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 1, 3, [0, 0, 2, 2])])
+    (image_dir / "1.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="none of the 1 images"):
         CocoDetection(image_dir, ann_file)[0]
 
 
@@ -213,16 +291,13 @@ def with_annotation_field(field, value):
 @pytest.mark.parametrize("content, message", [
     ({key: VALID[key] for key in ("images", "annotations")}, "'categories'"),
     ({key: VALID[key] for key in ("images", "categories")}, "'annotations'"),
-    (with_annotation_field("bbox", [0, 0, -1, 2]), "annotation id 5: field 'bbox'"),
     (with_annotation_field("bbox", [0, 0, 2]), "annotation id 5: field 'bbox'"),
     (with_annotation_field("bbox", [0, "a", 2, 2]), "annotation id 5: field 'bbox'"),
-    (with_annotation_field("bbox", [0, float("nan"), 2, 2]), "annotation id 5: field 'bbox'"),
-    (with_annotation_field("category_id", 99), "annotation id 5: field 'category_id' = 99"),
-    (with_annotation_field("image_id", 8), "annotation id 5: field 'image_id' = 8"),
-    (with_annotation_field("segmentation", {"counts": "abc", "size": [3, 3]}), "annotation id 5: field 'segmentation'"),
     (with_annotation_field("segmentation", "polygon"), "annotation id 5: field 'segmentation'"),
     ({**VALID, "images": [{"id": 1, "file_name": "1.png", "width": WIDTH}]}, "image id 1: field 'height'"),
-    ({**VALID, "images": VALID["images"] * 2}, "image id 1 appears twice"),
+    ({**VALID, "images": [{"id": 1, "width": WIDTH, "height": HEIGHT}]}, "image id 1: field 'file_name'"),
+    ({**VALID, "images": [{"id": 1, "file_name": "1.png", "width": 0, "height": HEIGHT}]}, "must be positive"),
+    ({**VALID, "categories": CATEGORIES + CATEGORIES[:1]}, "category id 42 appears twice"),
 ])
 def test_malformed_annotation_files_name_the_problem(tmp_path, content, message):
     ann_file = tmp_path / "bad.json"
@@ -230,6 +305,25 @@ def test_malformed_annotation_files_name_the_problem(tmp_path, content, message)
     with pytest.raises(ValueError, match="bad.json") as error:
         CocoDetection(tmp_path, ann_file)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("field, value, warning", [
+    ("bbox", [0, float("nan"), 2, 2], "1 NaN or infinite boxes (ids 5); dropped from training"),
+    ("bbox", [0, 0, -1, 2], "1 boxes of negative width or height (ids 5); dropped from training"),
+    ("category_id", 99, "1 annotations of unknown category ids (ids 5); dropped from training"),
+    ("image_id", 8, "1 annotations on images missing from the file (ids 5); dropped from training"),
+    ("segmentation", {"counts": "abc", "size": [3, 3]}, "1 RLEs of another size than their image (ids 5); dropped"),
+    ("segmentation", [[0, 0, 2, 2]], "1 segmentations of polygons of fewer than 3 points only (ids 5); dropped"),
+    ("id", 4, "1 duplicate annotation ids (ids 4); all but the first dropped from training"),
+])
+def test_suspect_annotations_are_counted_and_left_out_of_training(tmp_path, caplog, field, value, warning):
+    content = with_annotation_field(field, value)
+    content["annotations"].insert(0, annotation(4, 1, 3, [4, 4, 8, 8]))
+    image_dir, ann_file = write_dataset(tmp_path, content["annotations"], images=content["images"])
+    with caplog.at_level(logging.WARNING):
+        dataset = CocoDetection(image_dir, ann_file)
+    assert sum(warning in record.getMessage() for record in caplog.records) == 1, caplog.text
+    assert dataset[0][1]["boxes"].tolist() == [[4, 4, 12, 12]] and dataset.stats["suspect_annotations"] == 1
 
 
 def test_invalid_json_is_an_error_naming_the_file(tmp_path):

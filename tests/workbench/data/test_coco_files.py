@@ -7,14 +7,21 @@ import io
 import json
 import logging
 import math
+import os
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from workbench import cli
+from workbench.data.coco_files import read_annotation_file, read_results
+from workbench.errors import UserError
 from workbench.tasks import detection_evaluation
 
 
@@ -107,12 +114,14 @@ SUSPECT = {  # case: (gt editor or None, detections editor or None, the warning'
     "unknown category": (annotation(0, category_id=5), None, "1 annotations of unknown category ids (ids 1)",
                          ("bbox", "segm")),
     "duplicate annotation id": (annotation(2, id=1), None, "1 duplicate annotation ids (ids 1)", ("bbox", "segm")),
-    "polygon of two points": (annotation(1, segmentation=[[50, 50, 70, 70]]), None, "polygons with fewer than 3",
+    "polygon of two points": (annotation(1, segmentation=[[50, 50, 70, 70]]), None, "polygons of fewer than 3 points",
                               ("bbox",)),
     "RLE of another size": (annotation(1, segmentation={"size": [50, 50], "counts": "PPYo0"}), None,
                             "RLEs of another size than their image", ("bbox",)),
-    "missing area": (without("annotations", 0, "area"), None, "missing 'area' (derived from the mask or box)", ()),
-    "missing iscrowd": (without("annotations", 0, "iscrowd"), None, "missing 'iscrowd' (taken as 0)", ()),
+    "missing area": (without("annotations", 0, "area"), None,
+                     "1 annotations without 'area' (ids 1); derived from the mask or box", ()),
+    "missing iscrowd": (without("annotations", 0, "iscrowd"), None,
+                        "1 annotations without 'iscrowd' (ids 1); taken as 0", ()),
     "detection of an unknown category": (None, edit_detections(lambda d: d[0].update(category_id=8)),
                                          "detections of unknown category ids", ("bbox", "segm")),
     "detection with a NaN box": (None, edit_detections(lambda d: d[1].update(bbox=[1, float("nan"), 2, 2])),
@@ -177,3 +186,91 @@ def test_a_suspect_entry_is_a_counted_warning_and_the_numbers_stay_pycocotools(t
         theirs = pycocotools_stats(gt_file, detections_file, iou_type)
         assert all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(ours, theirs)), (iou_type, ours,
                                                                                                  theirs)
+
+
+def write_json(content) -> Path:
+    """Writes `content` to a fresh temporary file (hypothesis runs many examples per test function)."""
+    handle, name = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(handle, "w") as file:
+        json.dump(content, file)
+    return Path(name)
+
+
+def mostly(good, bad):
+    """`good`, and `bad` one time in 40."""
+    return st.integers(0, 39).flatmap(lambda k: bad if k == 0 else good)
+
+
+numbers = st.one_of(st.integers(-5, 120), st.floats(-5, 120), st.sampled_from([math.nan, math.inf, -math.inf]))
+anything = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=3), st.lists(numbers, max_size=3))
+ids = mostly(st.integers(1, 4), anything)
+boxes = mostly(st.lists(st.one_of(st.integers(-5, 120), st.floats(-5, 120)), min_size=4, max_size=4).map(
+    lambda box: box if box[0] else [math.nan, *box[1:]]), anything)
+polygons = st.lists(st.lists(st.integers(0, 120), min_size=2, max_size=10), max_size=3)
+rles = st.fixed_dictionaries({"size": st.lists(st.integers(1, 120), min_size=2, max_size=2),
+                              "counts": st.one_of(st.just("PPYo0"), st.lists(st.integers(0, 50), max_size=4))})
+segmentations = mostly(st.one_of(polygons, rles), anything)
+sizes = mostly(st.integers(1, 120), anything)
+
+
+@st.composite
+def entries(draw, fields: dict, optional: tuple = ()):
+    """A dict of `fields` (name: strategy); each is missing one time in 40, those in `optional` one time in 3."""
+    return {name: draw(strategy) for name, strategy in fields.items()
+            if draw(st.integers(0, 2 if name in optional else 39))}
+
+
+images = entries({"id": ids, "width": sizes, "height": sizes, "file_name": st.just("1.png")})
+categories = entries({"id": ids, "name": mostly(st.just("c"), anything)})
+annotations = entries({"id": ids, "image_id": ids, "category_id": ids, "bbox": boxes, "segmentation": segmentations,
+                       "area": numbers, "iscrowd": st.integers(0, 1)}, optional=("area", "iscrowd", "segmentation"))
+files = st.fixed_dictionaries({"images": st.lists(images, max_size=3), "categories": st.lists(categories, max_size=3),
+                               "annotations": st.lists(annotations, max_size=6)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=files, training=st.booleans())
+def test_any_annotation_file_is_read_or_refused_with_a_user_error(content, training):
+    path = write_json(content)
+    try:
+        read = read_annotation_file(path, training=training)
+    except UserError as error:
+        assert str(path) in str(error)
+        event("refused")
+        return
+    finally:
+        path.unlink()
+    event(f"read, {len(read['annotations'])} of {len(content['annotations'])} annotations kept")
+    image_sizes = {image["id"]: (image["width"], image["height"]) for image in read["images"]}
+    category_ids = {category["id"] for category in read["categories"]}
+    assert all("area" in a and "iscrowd" in a for a in read["annotations"])
+    if not training:
+        assert len(read["annotations"]) == len(content["annotations"]), "evaluation keeps every annotation"
+        return
+    kept_ids = [a["id"] for a in read["annotations"]]
+    assert len(kept_ids) == len(set(kept_ids))
+    for annotation in read["annotations"]:
+        x, y, width, height = annotation["bbox"]
+        assert all(math.isfinite(v) for v in (x, y, width, height)) and width >= 0 and height >= 0
+        assert annotation["image_id"] in image_sizes and annotation["category_id"] in category_ids
+        segmentation = annotation.get("segmentation")
+        if isinstance(segmentation, dict):
+            assert segmentation["size"] == list(image_sizes[annotation["image_id"]])[::-1]
+        elif segmentation:
+            assert all(len(polygon) >= 6 for polygon in segmentation)
+
+
+detections = st.lists(entries({"image_id": ids, "category_id": ids, "bbox": boxes, "score": numbers,
+                               "segmentation": st.one_of(rles, anything)}), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(results=detections, segm=st.booleans())
+def test_any_results_file_is_read_or_refused_with_a_user_error(results, segm):
+    path = write_json(results)
+    try:
+        assert json.dumps(read_results(path, path, {1, 2}, {1, 2}, segm)) == json.dumps(results)
+    except UserError as error:
+        assert str(path) in str(error)
+    finally:
+        path.unlink()

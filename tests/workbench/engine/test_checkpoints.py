@@ -70,3 +70,10 @@ def test_one_run_at_a_time_in_an_output_folder(tmp_path):
         checkpoints.lock_output_dir(tmp_path)
     held.close()
     checkpoints.lock_output_dir(tmp_path).close()
+
+
+def test_a_detector_checkpoint_given_as_a_classifier_is_named(tmp_path):
+    torch.save({"model": {}, "iteration": 3, "config": {"model": {"kind": "mask_rcnn"}}}, tmp_path / "det.pth")
+    with pytest.raises(ValueError, match=r"det.pth is a train_det.py checkpoint \(a mask_rcnn detector\), not a "
+                                         r"classifier; evaluate it with tools/eval_det.py"):
+        load_classifier(tmp_path / "det.pth")

@@ -60,12 +60,12 @@ def test_the_multi_gpu_crash_reproduced_on_the_cpu(cuda_only_group):
 
 
 def test_the_iteration_collective_sends_the_losses_device(cuda_only_group, monkeypatch):
-    """The losses, the stop flag and the NaN flag travel as one tensor on the losses' device: CUDA on GPUs."""
+    """The losses, the stop flag and the non-finite flags travel as one tensor on the losses' device: CUDA on GPUs."""
     sent = []
     monkeypatch.setattr(dist, "all_reduce", lambda tensor, *args, **kwargs: sent.append(tensor.device))
     with FakeTensorMode():  # CUDA tensors without a GPU: their device is real, their values are not
         losses = {"loss_a": torch.ones((), device="cuda"), "loss_b": torch.ones((), device="cuda")}
-        means, flags = loop.agree(losses, torch.zeros((), device="cuda"), stop_requested=True)
+        means, flags = loop.agree(losses, torch.zeros(2, device="cuda"), stop_requested=True)
     assert sent == [torch.device("cuda", 0)]
     assert flags.device.type == "cuda" and all(value.device.type == "cuda" for value in means.values())
 

@@ -1,11 +1,12 @@
 """The training loop's guards, on a toy model."""
 import json
+import re
 
 import pytest
 import torch
 
 from workbench.engine import checkpoints
-from workbench.engine.loop import LoopSettings, NonFiniteLossError, TrainState, train_loop
+from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, train_loop
 
 
 def toy_state() -> TrainState:
@@ -20,14 +21,58 @@ def batches():
         yield torch.ones(4, 2)
 
 
-def test_non_finite_loss_names_the_iteration_and_the_term(tmp_path):
+def nan_loss_at(iteration):
     def step(model, x):
         value = model(x).mean()
-        return {"loss_ok": value, "loss_bad": value * float("nan") if state.iteration == 2 else value}
+        return {"loss_ok": value, "loss_bad": value * float("nan") if step.state.iteration == iteration else value}
+    return step
 
-    state = toy_state()
-    with pytest.raises(NonFiniteLossError, match="iteration 3: loss_bad=nan"):
+
+def nan_gradient_at(iteration, value=float("nan")):
+    def step(model, x):
+        output = model(x).mean()
+        if step.state.iteration == iteration:
+            handle = model.weight.register_hook(lambda grad: (handle.remove(), grad * value)[1])
+        return {"loss": output}
+    return step
+
+
+NONFINITE = {  # case: (step, what the message names)
+    "NaN loss term": (nan_loss_at(2), "non-finite loss at iteration 3: loss_bad=nan"),
+    "NaN gradient": (nan_gradient_at(2), r"non-finite gradients at iteration 3 \(grad_norm=nan\)"),
+    "infinite gradient": (nan_gradient_at(2, float("inf")), r"non-finite gradients at iteration 3 \(grad_norm=inf\)"),
+}
+
+
+@pytest.mark.parametrize("case", NONFINITE)
+def test_a_non_finite_step_stops_the_run_naming_the_iteration(tmp_path, case):
+    step, message = NONFINITE[case]
+    state = step.state = toy_state()
+    with pytest.raises(NonFiniteError, match=message):
         train_loop(state, batches(), step, LoopSettings(max_iter=5), str(tmp_path), {})
+    assert state.iteration == 2
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+@pytest.mark.parametrize("case", NONFINITE)
+def test_a_non_finite_step_is_skipped_and_counted_when_the_config_says_so(tmp_path, caplog, case, clip):
+    step, message = NONFINITE[case]
+    state = step.state = toy_state()
+    weights = [state.model.weight.detach().clone()]
+
+    def recorded(model, x):
+        weights.append(model.weight.detach().clone())
+        return step(model, x)
+
+    train_loop(state, batches(), recorded, LoopSettings(max_iter=5, on_nonfinite="skip", clip_grad_norm=clip),
+               str(tmp_path), {})
+    weights.append(state.model.weight.detach().clone())
+    changed = [not torch.equal(before, after) for before, after in zip(weights[1:], weights[2:])]
+    assert state.iteration == 5 and state.skipped_steps == 1 and changed == [True, True, False, True, True]
+    assert all(torch.isfinite(w).all() for w in weights)
+    assert sum(bool(re.search(message, r.getMessage())) and "step skipped (1 skipped so far" in r.getMessage()
+               for r in caplog.records) == 1
+    assert torch.load(tmp_path / "model_final.pth", weights_only=True)["skipped_steps"] == 1
 
 
 def test_accumulation_averages_the_micro_batches(tmp_path):

@@ -1,6 +1,7 @@
 """Classification through the command lines of train_cls.py and eval_cls.py: train, evaluate (center and 10-crop),
 resume, hand-off of the checkpoint to detection and to create_backbone, bad inputs."""
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -155,14 +156,19 @@ def test_class_count_mismatch_is_named(tmp_path, quick_cls_overrides):
         train(tmp_path, quick_cls_overrides + ["model.num_classes=7"])
 
 
-def test_corrupt_image_is_named(tmp_path, tiny_shapes_cls, quick_cls_overrides):
+def test_a_corrupt_image_stops_training_or_is_skipped_with_a_warning(tmp_path, tiny_shapes_cls, quick_cls_overrides,
+                                                                     caplog):
     broken = tmp_path / "shapes"
     shutil.copytree(tiny_shapes_cls, broken)
     victim = sorted((broken / "train").rglob("*.png"))[0]
     victim.write_bytes(b"not a png")
-    overrides = [o for o in quick_cls_overrides if not o.startswith("data.root")] + [f"data.root={broken}"]
-    with pytest.raises(Exception, match=victim.name):
-        train(tmp_path / "out", overrides + ["solver.max_iter=20"])
+    overrides = [o for o in quick_cls_overrides if not o.startswith("data.root")] + [f"data.root={broken}",
+                                                                                      "data.workers=0"]
+    with pytest.raises(ValueError, match=victim.name):
+        train(tmp_path / "stop", overrides + ["solver.max_iter=20", "data.unreadable_images=stop"])
+    with caplog.at_level(logging.WARNING, logger="workbench.data.images"):
+        train(tmp_path / "skip", overrides + ["solver.max_iter=20"])
+    assert any(victim.name in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.slow

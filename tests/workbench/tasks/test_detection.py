@@ -1,6 +1,8 @@
 """Detection through the command lines of train_det.py and eval_det.py: train then evaluate, DDP, bad inputs."""
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from workbench.tasks import detection_evaluation
 from workbench.tasks.detection import DetectionTask
 
 ENV = dict(os.environ, PYTHONPATH=".")
+CONFIG = "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml"
 
 
 def train(config, output_dir, overrides, resume=False):
@@ -73,14 +76,32 @@ def test_class_count_mismatch_is_named(tmp_path, quick_overrides):
         train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path, quick_overrides + ["model.num_classes=5"])
 
 
-def test_corrupt_image_is_named(tmp_path, tiny_shapes, quick_overrides):
+def test_a_corrupt_image_stops_training_or_is_skipped_with_a_warning(tmp_path, tiny_shapes, quick_overrides, caplog):
     broken = tmp_path / "shapes"
     subprocess.run(["cp", "-r", str(tiny_shapes), str(broken)], check=True)
     victim = sorted((broken / "train").iterdir())[0]
     victim.write_bytes(b"not a png")
     overrides = [o for o in quick_overrides if not o.startswith("data.root")] + [f"data.root={broken}"]
     with pytest.raises(OSError, match=victim.name):
-        train("configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", tmp_path / "out", overrides + ["solver.max_iter=8"])
+        train(CONFIG, tmp_path / "stop", overrides + ["solver.max_iter=8", "data.unreadable_images=stop"])
+    with caplog.at_level(logging.WARNING, logger="workbench.data.images"):
+        train(CONFIG, tmp_path / "skip", overrides + ["solver.max_iter=8"])
+    assert any(victim.name in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.slow
+def test_an_image_that_fails_in_a_loader_worker_is_one_line_naming_it(tmp_path, tiny_shapes, quick_overrides):
+    broken = tmp_path / "shapes"
+    subprocess.run(["cp", "-r", str(tiny_shapes), str(broken)], check=True)
+    for image in (broken / "train").iterdir():
+        image.write_bytes(b"")
+    overrides = [o for o in quick_overrides if not o.startswith(("data.root", "data.workers"))]
+    result = subprocess.run([sys.executable, "tools/train_det.py", "--config", CONFIG, "--output-dir",
+                             str(tmp_path / "out"), *overrides, f"data.root={broken}", "data.workers=1",
+                             "data.unreadable_images=stop"], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: cannot read image id \d+ from .*\.png: .*", last) and "Traceback" not in result.stderr
 
 
 def test_print_config_shows_the_merged_config(capsys):
