@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .freeze import freeze_stages
+from .fuse import FusedStages, _is_channels_last, foldable, needs_grad
 from .grad_checkpoint import run_stage
 
 
@@ -70,6 +71,12 @@ class FeatureExtractor(nn.Module):
 
     The modules keep their names (`conv1 bn1 layer1 ...`), so checkpoints of the whole model load with strict=False
     and those of this wrapper load unchanged.
+
+    By default (`set_fused`) blocks whose BatchNorm uses running statistics (frozen BN, or any BN in eval mode) and
+    that record no gradients run with it folded into the convolutions, as `backbones.fuse.FusedStages` describes:
+    in eval, and in frozen stages while training. Maps come back in the input's memory format and agree with the
+    unfused path within float rounding. The folded (on CPU packed) weights are kept for the next call
+    (`fused_cache_bytes`: in eval as much as the weights themselves) and dropped by `train()` and `eval()`.
     """
 
     def __init__(self, model: nn.Module, out_indices: Sequence[int]):
@@ -82,6 +89,29 @@ class FeatureExtractor(nn.Module):
         self.stage_names = [info["module"] for info in model.feature_info.info[1 : out_indices[-1] + 1]]
         for name in self.stage_names:
             self.add_module(name, getattr(model, name))
+        self.fused = True
+        self._fusion = FusedStages()
+
+    def set_fused(self, enable: bool = True, channels_last: bool | None = None) -> "FeatureExtractor":
+        """Turns BatchNorm folding (and the oneDNN fusions that come with it) on or off.
+
+        Args:
+            enable: fold where safe (the default) or always run the modules as they are.
+            channels_last: None (default): CPU float32 maps channels-last, others as they come (see
+                `backbones.fuse.FusedStages.to_preferred_format`); True / False: always / never.
+        """
+        self.fused = enable
+        self._fusion = FusedStages(channels_last)
+        return self
+
+    @property
+    def fused_cache_bytes(self) -> int:
+        """Memory held by the folded weights of the fused path."""
+        return self._fusion.cached_bytes
+
+    def train(self, mode: bool = True) -> "FeatureExtractor":
+        self._fusion.clear()
+        return super().train(mode)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recomputes stage activations in the backward pass to save memory."""
@@ -91,7 +121,33 @@ class FeatureExtractor(nn.Module):
         """Freezes the stem and stages 1..`frozen_stages`; see `backbones.freeze.freeze_stages`."""
         return freeze_stages(self, frozen_stages)
 
+    def _fusion_applies(self) -> bool:
+        if not self.fused or torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False
+        return not torch.compiler.is_compiling()
+
+    def _forward_fused(self, x: torch.Tensor) -> list[torch.Tensor]:
+        fusion = self._fusion
+        memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+        convert = fusion.to_preferred_format if foldable(self.bn1) else (lambda t, grad: t)
+        x = fusion.stem(self.conv1, self.bn1, convert(x, needs_grad((self.conv1, self.bn1), x)))
+        outputs = [x] if 0 in self.feature_info.out_indices else []
+        x = self.maxpool(x)
+        for index, name in enumerate(self.stage_names, start=1):
+            stage = getattr(self, name)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = run_stage(stage, x, True)
+            else:
+                converted = convert(x, needs_grad((stage,), x))
+                owned = converted is not x or not any(x is o for o in outputs)
+                x = fusion.stage(name, stage, converted, x_owned=owned)
+            if index in self.feature_info.out_indices:
+                outputs.append(x)
+        return [o.contiguous(memory_format=memory_format) for o in outputs]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self._fusion_applies():
+            return self._forward_fused(x)
         x = self.relu(self.bn1(self.conv1(x)))
         outputs = [x] if 0 in self.feature_info.out_indices else []
         x = self.maxpool(x)

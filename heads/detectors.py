@@ -8,7 +8,7 @@ import os
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
-from backbones import create_backbone
+from backbones import FeatureExtractor, create_backbone
 
 from . import c4, fpn_heads
 from .transform import RCNNTransform
@@ -68,6 +68,9 @@ def _build(kind: str, backbone: str, num_classes: int, neck: str, backbone_weigh
     model.transform = RCNNTransform(pretrained_cfg=resnet.pretrained_cfg, **transform_options)
     model.num_classes = num_classes
     model.pretrained_cfg = resnet.pretrained_cfg
+    for module in model.modules():  # folded BN moves boxes by float rounding: keep torchvision's exact detections
+        if isinstance(module, FeatureExtractor):
+            module.set_fused(False)
     if weights is not None:
         load_detector_weights(model, weights)
     return model

@@ -29,10 +29,11 @@ def test_features_only_equals_intermediate_layer_getter(tmp_path):
                                      norm="frozen_bn").eval()
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
-        expected, got = getter(x), ours(x)
-    assert len(got) == 4
-    for key, value in zip(RETURN_LAYERS.values(), got):
-        assert torch.equal(value, expected[key])
+        expected, got, fused = getter(x), ours.set_fused(False)(x), ours.set_fused(True)(x)
+    assert len(got) == len(fused) == 4
+    for key, value, folded in zip(RETURN_LAYERS.values(), got, fused):
+        assert torch.equal(value, expected[key])  # unfused: the same operations as torchvision's
+        assert (folded - expected[key]).abs().max() <= 1e-5 * expected[key].abs().max()
 
 
 def test_features_only_keeps_weights_loaded_before_wrapping(tmp_path):

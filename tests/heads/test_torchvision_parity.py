@@ -5,15 +5,7 @@ import torchvision
 
 import backbones
 import heads
-
-
-def randomise_batchnorm(model: torch.nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.1, 0.1)
+from workbench.benchmarks.detector_inference import randomise_batchnorm
 
 
 @pytest.mark.parametrize("kind", ["faster_rcnn", "mask_rcnn"])

@@ -59,13 +59,12 @@ LOADERS = {
 
 
 def machine() -> str:
-    """The CPU model, cores, memory and versions: a benchmark's first line."""
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-              if line.startswith("model name")] if cpuinfo.is_file() else []
+    """The shared machine line (`timing.machine_line`) with the memory and versions: a benchmark's first line."""
+    from workbench.benchmarks.timing import machine_line  # here: the children measured must not import torch
+
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return (f"machine: {models[0] if models else platform.processor()}, {os.cpu_count()} cores, {memory:.0f} GiB; "
-            f"Python {platform.python_version()}, pycocotools {version('pycocotools')}")
+    return (f"{machine_line()}; {memory:.0f} GiB; Python {platform.python_version()}, "
+            f"pycocotools {version('pycocotools')}")
 
 
 def polygon(rng: np.random.Generator, box: np.ndarray) -> list[float]:

@@ -1,18 +1,58 @@
-"""faster-coco-eval against pycocotools on the same synthetic COCO-sized ground truth and results (boxes and
-masks), with the 12 numbers compared."""
+"""COCO evaluation, ours against pycocotools, in one process on the same synthetic COCO-like ground truth file (5000
+images by default, like val2017) and results (boxes and masks), bbox and segm: the 12 numbers must be identical.
+
+Ours is `evaluate_coco(gt_file, detections, (iou_type,), backend)` as a user calls it: the file read and checked,
+the results checked, the result COCO object built, evaluated, summarised. The peer is pycocotools as detectron2
+calls it: `COCO(gt_file)`, `loadRes` (of copies made before the clock starts, `bbox` dropped for segm), `COCOeval`
+evaluate, accumulate, summarize. After a warm-up round the two alternate (ours first, then the peer first, ...),
+and the table reports the median of `repeats` rounds. The benchmark's own data is frozen out of the cyclic garbage
+collector first, so that neither side pays for walking it.
+
+The machine line, the alternation, the table and the JSON and markdown report (`--output-dir`) are `timing`'s.
+"""
 import argparse
+import contextlib
+import gc
+import io
 import json
 import math
-import statistics
 import tempfile
-import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pycocotools.mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from workbench.benchmarks import timing
 from workbench.evaluation import coco
+
+DEFAULTS = {"images": 5000, "categories": 3, "gts_per_image": 5, "dets_per_image": 20, "size": 256, "seed": 0,
+            "backend": "faster", "repeats": 3, "warmup": 1, "output_dir": "output/benchmarks"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the coco-eval case (for `tools/benchmark.py coco-eval`)."""
+    parser.add_argument("--images", type=int, default=DEFAULTS["images"])
+    parser.add_argument("--categories", type=int, default=DEFAULTS["categories"])
+    parser.add_argument("--gts-per-image", type=int, default=DEFAULTS["gts_per_image"],
+                        help="mean ground-truth objects per image")
+    parser.add_argument("--dets-per-image", type=int, default=DEFAULTS["dets_per_image"])
+    parser.add_argument("--size", type=int, default=DEFAULTS["size"], help="image height and width")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--backend", default=DEFAULTS["backend"], choices=coco.BACKENDS, help="our engine")
+    parser.add_argument("--repeats", type=int, default=DEFAULTS["repeats"], help="timed rounds; the median is shown")
+    parser.add_argument("--warmup", type=int, default=DEFAULTS["warmup"], help="untimed rounds first")
+    parser.add_argument("--output-dir", default=DEFAULTS["output_dir"], help="where coco-eval.json and .md go")
+    return parser
+
+
+def option(args: argparse.Namespace, name: str):
+    """`args.name`, or its default where the command line that made `args` does not have that option."""
+    return getattr(args, name, DEFAULTS[name])
 
 
 def ellipse(box: np.ndarray, vertices: int = 16) -> list[float]:
@@ -58,7 +98,7 @@ def synthetic_coco(args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """A deterministic annotation dict and COCO results with boxes and masks."""
     rng = np.random.default_rng(args.seed)
     images, annotations, detections = [], [], []
-    for image_id in range(1, args.images + 1):
+    for image_id in tqdm(range(1, args.images + 1), desc="synthetic COCO", leave=False):
         gts, dets = synthetic_image(rng, image_id, args)
         images.append({"id": image_id, "file_name": f"{image_id:06d}.png", "height": args.size, "width": args.size})
         annotations += gts
@@ -69,39 +109,85 @@ def synthetic_coco(args: argparse.Namespace) -> tuple[dict, list[dict]]:
     return {"images": images, "annotations": annotations, "categories": categories}, detections
 
 
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def pycocotools_run(gt_file: Path, detections: list[dict], iou_type: str, calls: int) -> Callable[[], dict]:
+    """The peer: pycocotools as detectron2 calls it, for `calls` calls. Each gets its own copy of the results, made
+    here, before any clock starts (loadRes writes into them; `bbox` dropped for segm, as detectron2 and
+    `evaluate_coco` do)."""
+    copies = [coco._results_for(detections, iou_type) for _ in range(calls)]
+
+    def run() -> dict:
+        results = copies.pop()
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_gt = COCO(str(gt_file))
+            evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+        return {name: coco._missing_to_nan(value) for name, value in zip(coco.STATS, evaluator.stats)}
+
+    return run
+
+
 def stats_difference(a: dict, b: dict) -> float:
-    """Largest difference of the 12 numbers; undefined (nan) on both sides counts as equal."""
-    return max(0.0 if math.isnan(a[k]) and math.isnan(b[k]) else abs(a[k] - b[k]) for k in coco.STATS)
+    """Largest difference of the 12 numbers; undefined (nan) on both sides counts as equal, on one side as inf."""
+    return max(0.0 if math.isnan(a[k]) and math.isnan(b[k]) else
+               math.inf if math.isnan(a[k]) or math.isnan(b[k]) else abs(a[k] - b[k]) for k in coco.STATS)
 
 
 def benchmark_coco_eval(args: argparse.Namespace) -> list[dict]:
-    """Times pycocotools and faster-coco-eval on the same ground-truth file and detections, per iou type."""
+    """Prints the machine, times ours and pycocotools per iou type, and writes the rows as JSON and markdown to
+    `--output-dir`; raises when the 12 numbers differ."""
+    backend, repeats, warmup = option(args, "backend"), option(args, "repeats"), option(args, "warmup")
+    lines = [timing.machine_line()]
+    print(lines[0], flush=True)
     dataset, detections = synthetic_coco(args)
+    lines.append(f"workload: {args.images:,} images of {args.size}x{args.size}, {args.categories} categories, "
+                 f"{len(dataset['annotations']):,} ground-truth polygons, {len(detections):,} detections (boxes and "
+                 f"RLE masks); median of {repeats} alternating rounds after {warmup} warm-up; ours: evaluate_coco("
+                 f"backend={backend!r}), peer: pycocotools {package_version('pycocotools')} COCO + loadRes + "
+                 f"COCOeval; faster-coco-eval {package_version('faster-coco-eval')}")
+    print(lines[1], flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         gt_file = Path(folder) / "instances.json"
         gt_file.write_text(json.dumps(dataset))
-        for backend in coco.BACKENDS:
-            coco.evaluate_coco(gt_file, [], coco.IOU_TYPES, backend)  # untimed: imports and file caches
-        for iou_type in coco.IOU_TYPES:
-            times, stats = {backend: [] for backend in coco.BACKENDS}, {}
-            for _ in tqdm(range(args.repeats), desc=f"{iou_type}: {args.images} images, {len(detections)} detections"):
-                for backend in coco.BACKENDS:
-                    start = time.perf_counter()
-                    results = coco.evaluate_coco(gt_file, detections, (iou_type,), backend)
-                    times[backend].append(time.perf_counter() - start)
-                    stats[backend] = results[iou_type]["stats"]
-            reference = statistics.median(times["pycocotools"])
-            rows += [dict(iou_type=iou_type, backend=backend, seconds=statistics.median(t),
-                          speedup=reference / statistics.median(t), AP=stats[backend]["AP"],
-                          max_abs_diff=stats_difference(stats["pycocotools"], stats[backend]))
-                     for backend, t in times.items()]
+        del dataset
+        gc.collect()
+        gc.freeze()  # the benchmark's own data: neither side's collections should walk it
+        try:
+            for iou_type in coco.IOU_TYPES:
+                def ours(iou_type=iou_type) -> dict:
+                    return coco.evaluate_coco(gt_file, detections, (iou_type,), backend)[iou_type]["stats"]
+
+                peer = pycocotools_run(gt_file, detections, iou_type, warmup + repeats)
+                times, stats = timing.alternate({"ours": ours, "pycocotools": peer}, repeats, warmup,
+                                                desc=f"{iou_type}: ours / pycocotools")
+                seconds = timing.medians(times)
+                rows.append(dict(iou_type=iou_type, ours_seconds=seconds["ours"],
+                                 pycocotools_seconds=seconds["pycocotools"],
+                                 ratio=seconds["pycocotools"] / seconds["ours"], AP=stats["ours"]["AP"],
+                                 max_abs_diff=stats_difference(stats["ours"], stats["pycocotools"]),
+                                 ours_runs=times["ours"], pycocotools_runs=times["pycocotools"]))
+        finally:
+            gc.unfreeze()
+    timing.write_report(rows, option(args, "output_dir"), "coco-eval", lines=lines, columns=COLUMNS, options=vars(args))
+    different = [row["iou_type"] for row in rows if row["max_abs_diff"] != 0]
+    if different:
+        print_coco_eval_table(rows)
+        raise RuntimeError(f"the 12 numbers of ours and pycocotools differ for {different}")
     return rows
 
 
+COLUMNS = {"iou_type": "iou type", "ours_seconds": "ours s", "pycocotools_seconds": "pycocotools s",
+           "ratio": "pycocotools / ours", "AP": "AP", "max_abs_diff": "max abs diff of the 12 numbers"}
+
+
 def print_coco_eval_table(rows: list[dict]) -> None:
-    print(f"{'iou type':<9} {'backend':<12} {'seconds':>8} {'speedup vs pycocotools':>23} {'AP':>6} "
-          f"{'max |diff| of the 12 numbers':>29}")
-    for row in rows:
-        print(f"{row['iou_type']:<9} {row['backend']:<12} {row['seconds']:>8.2f} {row['speedup']:>22.2f}x "
-              f"{row['AP']:>6.3f} {row['max_abs_diff']:>29.2e}")
+    print(timing.table(rows, COLUMNS))

@@ -43,6 +43,23 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+NUMBER_TYPES = frozenset({int, float})  # exactly what JSON numbers parse to (no bool); other types take the long way
+
+
+def plain_numbers(values) -> bool:
+    """True when `values` is a list of JSON numbers (int or float, not bool): one C-level pass, for the fast paths."""
+    return type(values) is list and {*map(type, values)} <= NUMBER_TYPES
+
+
+def plain_box(bbox) -> bool:
+    """True when `bbox` is four JSON numbers, finite, of non-negative width and height (`box_suspect` finds nothing
+    without an image). A sum of finite numbers that overflows only sends the box the long way."""
+    try:
+        return plain_numbers(bbox) and len(bbox) == 4 and math.isfinite(sum(bbox)) and bbox[2] >= 0 and bbox[3] >= 0
+    except OverflowError:  # an int too large for a float: the long way says what to do with it
+        return False
+
+
 def check_fields(entry, fields: dict[str, tuple], kind: str, position: int, path: Path) -> None:
     """Raises a UserError when `entry` is no dict or a field of `fields` is missing or of another type."""
     if not isinstance(entry, dict):
@@ -172,6 +189,9 @@ def read_annotation_file(path: str | Path, segm: bool = False, training: bool = 
     seen: set[int] = set()
     kept = []
     for position, annotation in enumerate(content["annotations"]):
+        if plain_annotation(annotation, images, categories, seen):
+            kept.append(annotation)
+            continue
         kinds = annotation_suspects(annotation, position, images, categories, seen, path, segm)
         for kind in kinds:
             suspects[kind].append(annotation["id"])
@@ -183,6 +203,32 @@ def read_annotation_file(path: str | Path, segm: bool = False, training: bool = 
     warn_suspects(path, suspects, training, level)
     content["suspect_ids"] = dict(suspects)
     return content
+
+
+def plain_annotation(annotation, images: dict[int, dict], categories: set[int], seen: set[int]) -> bool:
+    """True (and the id marked as seen) when `annotation_suspects` would find nothing and change nothing: the common
+    case, checked in one pass. Everything else, fatal or suspect, goes through `annotation_suspects`."""
+    if type(annotation) is not dict:
+        return False
+    ann_id, image_id, bbox = annotation.get("id"), annotation.get("image_id"), annotation.get("bbox")
+    if not (type(ann_id) is int and type(image_id) is int and type(annotation.get("category_id")) is int
+            and ann_id not in seen and annotation["category_id"] in categories and "area" in annotation
+            and "iscrowd" in annotation and plain_box(bbox)):
+        return False
+    image = images.get(image_id)
+    if image is None or bbox[0] < 0 or bbox[1] < 0 or bbox[0] + bbox[2] > image["width"] or \
+            bbox[1] + bbox[3] > image["height"]:
+        return False
+    if "segmentation" in annotation:
+        segmentation = annotation["segmentation"]
+        if type(segmentation) is list:
+            if not all(plain_numbers(polygon) and len(polygon) >= 6 for polygon in segmentation):
+                return False
+        elif not (type(segmentation) is dict and "counts" in segmentation and type(segmentation.get("size")) is list
+                  and segmentation["size"] == [image["height"], image["width"]]):
+            return False
+    seen.add(ann_id)
+    return True
 
 
 def annotation_suspects(annotation, position: int, images: dict[int, dict], categories: set[int], seen: set[int],
@@ -242,6 +288,21 @@ def derived_area(annotation: dict, image: dict | None) -> float:
     return float(width * height) if math.isfinite(width * height) else 0.0
 
 
+def plain_result(result, image_ids: set[int], category_ids: set[int], segm: bool) -> bool:
+    """True when `read_results` would neither raise nor count anything for `result`: the common case, checked in one
+    pass. Everything else goes the long way, which names the problem."""
+    if not (type(result) is dict and type(result.get("image_id")) is int and type(result.get("category_id")) is int
+            and type(result.get("score")) in NUMBER_TYPES and result["image_id"] in image_ids
+            and result["category_id"] in category_ids):
+        return False
+    if segm:
+        segmentation = result.get("segmentation")
+        if not (type(segmentation) is dict and "counts" in segmentation and type(segmentation.get("size")) is list):
+            return False
+        return "bbox" not in result or plain_box(result["bbox"])
+    return plain_box(result.get("bbox"))
+
+
 def read_results(results, path: Path, image_ids: set[int], category_ids: set[int], segm: bool) -> list[dict]:
     """COCO results (a list, or a file holding one), checked against the annotation file's image and category ids."""
     if isinstance(results, (str, Path)):
@@ -251,6 +312,8 @@ def read_results(results, path: Path, image_ids: set[int], category_ids: set[int
         raise UserError(f"{path}: detections must be a list of COCO result dicts, got a {type(results).__name__}")
     suspects: dict[str, list] = defaultdict(list)
     for position, result in enumerate(results):
+        if plain_result(result, image_ids, category_ids, segm):
+            continue
         check_fields(result, {"image_id": (int,), "category_id": (int,), "score": (int, float)}, "detection",
                      position, path)
         name = f"detection at position {position} (image id {result['image_id']})"

@@ -9,13 +9,17 @@ Example:
     print(format_results(results))
 """
 import contextlib
+import copy
 import functools
+import gc
+import inspect
 import io
 import logging
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -110,22 +114,102 @@ def detections_to_coco(outputs: list[dict], image_ids: list[int], label_to_cat_i
     return results
 
 
-def _backend(backend: str) -> tuple[type, Callable]:
-    """The COCO class and the COCOeval factory of `backend`; faster-coco-eval's prints through `print`, as
+class _Backend(NamedTuple):
+    coco_class: type
+    cocoeval: Callable  # (coco_gt, coco_dt, iou_type) -> a COCOeval
+    segm_from_rles: Callable | None = None  # the same for segm when every result mask is a compressed RLE
+
+
+def _backend(backend: str) -> _Backend:
+    """The COCO class and the COCOeval factories of `backend`; faster-coco-eval's prints through `print`, as
     pycocotools does, so that `_quiet` silences both."""
     if backend == "pycocotools":
-        return COCO, COCOeval
+        return _Backend(COCO, COCOeval)
     if backend == "faster":
         try:
             import faster_coco_eval
         except ImportError as error:
             raise ImportError("backend='faster' needs faster-coco-eval: pip install .[fast]") from error
-        return faster_coco_eval.COCO, functools.partial(faster_coco_eval.COCOeval_faster, print_function=print)
+        options = {"print_function": print}
+        if "rle_iou_max_workers" in inspect.signature(faster_coco_eval.COCOeval_faster).parameters:
+            options["rle_iou_max_workers"] = 1  # its mask IoU holds the GIL: threads only add their own overhead
+        return _Backend(faster_coco_eval.COCO, functools.partial(faster_coco_eval.COCOeval_faster, **options),
+                        functools.partial(_faster_segm_from_rles, faster_coco_eval.COCOeval_faster, options))
     raise UserError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _gt_rles(annotations: list[dict], height: int, width: int) -> list[dict]:
+    """pycocotools' `COCO.annToRLE` of ground-truth annotations of one image: single polygons (the usual case)
+    rasterised in one `frPyObjects` call (equal to `merge(frPyObjects([polygon]))`), the rest one by one."""
+    segmentations = [annotation["segmentation"] for annotation in annotations]
+    if segmentations and all(type(s) is list and len(s) == 1 and len(s[0]) > 4 for s in segmentations):
+        return mask_util.frPyObjects([s[0] for s in segmentations], height, width)
+    rles = []
+    for segmentation in segmentations:
+        if type(segmentation) is list:
+            rles.append(mask_util.merge(mask_util.frPyObjects(segmentation, height, width)))
+        elif type(segmentation["counts"]) is list:
+            rles.append(mask_util.frPyObjects(segmentation, height, width))
+        else:
+            rles.append(segmentation)
+    return rles
+
+
+@functools.cache
+def _segm_from_rles_class(cocoeval_faster: type) -> type:
+    class SegmFromRles(cocoeval_faster):
+        """faster-coco-eval's segm evaluation (its C++ matching and accumulation) with the mask IoUs of pycocotools'
+        `COCOeval.computeIoU`, computed from the results' compressed RLEs as they are and the ground truth
+        rasterised per image and category. faster-coco-eval would first convert every result mask and every
+        ground-truth polygon into a new RLE dict, which the IoU then decodes again: a quarter of its evaluate()."""
+
+        def evaluate(self):
+            self.params.compute_rle = False  # no conversion in _prepare: computeIoU reads the masks itself
+            try:
+                super().evaluate()
+            finally:
+                self.params.compute_rle = True
+
+        def computeIoU(self, imgId: int, catId: int):  # noqa: N802, N803 (COCOeval's names)
+            params = self.params
+            cat_ids = [catId] if params.useCats else params.catIds
+            gt = self.gt_dataset.get_instances([imgId], cat_ids, bool(params.useCats))[0][0]
+            dt = self.dt_dataset.get_instances([imgId], cat_ids, bool(params.useCats))[0][0]
+            if len(gt) == 0 or len(dt) == 0:
+                return []
+            order = np.argsort([-d["score"] for d in dt], kind="mergesort")[:params.maxDets[-1]]
+            image = self.cocoGt.imgs[imgId]
+            return mask_util.iou([dt[i]["segmentation"] for i in order], _gt_rles(gt, image["height"], image["width"]),
+                                 [int(g.get("iscrowd", 0)) for g in gt])
+
+    return SegmFromRles
+
+
+def _faster_segm_from_rles(cocoeval_faster: type, options: dict, coco_gt, coco_dt, iou_type: str):
+    """`SegmFromRles` where this faster-coco-eval has what it overrides, else faster-coco-eval's own evaluator."""
+    evaluator = _segm_from_rles_class(cocoeval_faster)(coco_gt, coco_dt, iou_type, **options)
+    if iou_type == "segm" and hasattr(evaluator.params, "compute_rle") and hasattr(evaluator, "gt_dataset") and \
+            hasattr(evaluator.gt_dataset, "get_instances"):
+        return evaluator
+    return cocoeval_faster(coco_gt, coco_dt, iou_type, **options)
 
 
 def _quiet(verbose: bool):
     return contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+
+
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """Pauses Python's cyclic garbage collector. Reading and indexing a COCO file and its results makes millions of
+    dicts and lists and no reference cycles; each full collection that their count sets off walks them all again
+    (half the time spent building 20 000 results). Memory is still freed by reference counting."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _coco_from_dict(dataset: dict, coco_class: type):
@@ -162,9 +246,61 @@ def _results_for(detections: list[dict], iou_type: str) -> list[dict]:
     return [dict(d) for d in detections]
 
 
-def _load_results(coco_gt, detections: list[dict]):
-    """The result COCO object (`detections` is not empty: `evaluate_coco` answers an empty file itself)."""
-    return coco_gt.loadRes(detections)
+AREA_CHUNK = 255  # pycocotools.mask.area of a list sizes its output with a uint8: NumPy 2 refuses 256 and more
+
+
+def _is_compressed_rle(segmentation) -> bool:
+    return type(segmentation) is dict and isinstance(segmentation.get("counts"), (str, bytes))
+
+
+def _results_annotations(detections: list[dict], iou_type: str) -> list[dict] | None:
+    """The annotations `loadRes(_results_for(detections, iou_type))` makes, built in one pass over the detections
+    and with the masks' areas and boxes computed in a few batched pycocotools calls instead of two per detection:
+
+    - bbox: area = w * h, the box's polygon as segmentation when there is none, id = position + 1, iscrowd = 0;
+    - segm: `bbox` dropped, then area = mask_util.area(rle), bbox = mask_util.toBbox(rle), id, iscrowd = 0.
+
+    None when loadRes would take another branch or the masks are not all compressed RLEs (polygon or uncompressed
+    results): those go through loadRes itself.
+    """
+    if "caption" in detections[0]:
+        return None
+    if iou_type == "bbox":
+        if "bbox" not in detections[0] or detections[0]["bbox"] == []:
+            return None
+        annotations = []
+        for index, detection in enumerate(detections, start=1):
+            annotation = dict(detection)
+            x, y, w, h = annotation["bbox"]
+            if "segmentation" not in annotation:
+                annotation["segmentation"] = [[x, y, x, y + h, x + w, y + h, x + w, y]]
+            annotation["area"], annotation["id"], annotation["iscrowd"] = w * h, index, 0
+            annotations.append(annotation)
+        return annotations
+    segmentations = [detection.get("segmentation") for detection in detections]
+    if not all(map(_is_compressed_rle, segmentations)):
+        return None
+    areas = [area for start in range(0, len(segmentations), AREA_CHUNK)
+             for area in mask_util.area(segmentations[start:start + AREA_CHUNK]).tolist()]
+    boxes = mask_util.toBbox(segmentations).tolist()
+    annotations = []
+    for index, (detection, area, box) in enumerate(zip(detections, areas, boxes), start=1):
+        annotation = {k: v for k, v in detection.items() if k != "bbox"}
+        annotation["area"], annotation["bbox"], annotation["id"], annotation["iscrowd"] = area, box, index, 0
+        annotations.append(annotation)
+    return annotations
+
+
+def _load_results(coco_gt, detections: list[dict], iou_type: str):
+    """The result COCO object of `coco_gt`'s class, equal to `coco_gt.loadRes(_results_for(detections, iou_type))`
+    (`detections` is not empty: `evaluate_coco` answers an empty file itself), and whether it was built here (then
+    every segm result is a compressed RLE)."""
+    annotations = _results_annotations(detections, iou_type)
+    if annotations is None:
+        return coco_gt.loadRes(_results_for(detections, iou_type)), False
+    dataset = {"info": copy.deepcopy(coco_gt.dataset.get("info", {})), "images": list(coco_gt.dataset["images"]),
+               "categories": copy.deepcopy(coco_gt.dataset["categories"]), "annotations": annotations}
+    return _coco_from_dict(dataset, type(coco_gt)), True
 
 
 def _missing_to_nan(value: float) -> float:
@@ -185,9 +321,12 @@ def per_category_ap(evaluator, coco_gt) -> dict[str, float]:
     return result
 
 
-def _evaluate(coco_gt, detections: list[dict], iou_type: str, cocoeval: Callable, verbose: bool) -> dict:
+def _evaluate(coco_gt, detections: list[dict], iou_type: str, engine: _Backend, verbose: bool) -> dict:
     with _quiet(verbose):
-        evaluator = cocoeval(coco_gt, _load_results(coco_gt, _results_for(detections, iou_type)), iou_type)
+        coco_dt, compressed_rles = _load_results(coco_gt, detections, iou_type)
+        cocoeval = engine.segm_from_rles if iou_type == "segm" and compressed_rles and engine.segm_from_rles \
+            else engine.cocoeval
+        evaluator = cocoeval(coco_gt, coco_dt, iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -214,18 +353,19 @@ def evaluate_coco(gt: str | Path | COCO, detections: list[dict] | str | Path, io
     unknown = set(iou_types) - set(IOU_TYPES)
     if unknown:
         raise UserError(f"iou_types must be among {IOU_TYPES}, got {sorted(unknown)}")
-    coco_class, cocoeval = _backend(backend)
-    with _quiet(verbose):
-        coco_gt = _load_gt(gt, coco_class, segm="segm" in iou_types)
-    detections = read_results(detections, Path("detections"), set(coco_gt.getImgIds()), set(coco_gt.getCatIds()),
-                              segm="segm" in iou_types)
-    empty = [name for name, entries in (("images", coco_gt.dataset["images"]),
-                                        ("annotations", coco_gt.dataset["annotations"]), ("detections", detections))
-             if not entries]
-    if empty:
-        logger.warning("no %s to evaluate: the 12 numbers are undefined", " and no ".join(empty))
-        return {iou_type: _undefined(coco_gt) for iou_type in iou_types}
-    return {iou_type: _evaluate(coco_gt, detections, iou_type, cocoeval, verbose) for iou_type in iou_types}
+    engine = _backend(backend)
+    with _no_cycle_collection():
+        with _quiet(verbose):
+            coco_gt = _load_gt(gt, engine.coco_class, segm="segm" in iou_types)
+        detections = read_results(detections, Path("detections"), set(coco_gt.getImgIds()),
+                                  set(coco_gt.getCatIds()), segm="segm" in iou_types)
+        empty = [name for name, entries in (("images", coco_gt.dataset["images"]),
+                                            ("annotations", coco_gt.dataset["annotations"]),
+                                            ("detections", detections)) if not entries]
+        if empty:
+            logger.warning("no %s to evaluate: the 12 numbers are undefined", " and no ".join(empty))
+            return {iou_type: _undefined(coco_gt) for iou_type in iou_types}
+        return {iou_type: _evaluate(coco_gt, detections, iou_type, engine, verbose) for iou_type in iou_types}
 
 
 def _cell(value: float) -> str:

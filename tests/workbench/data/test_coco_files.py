@@ -10,7 +10,9 @@ import math
 import os
 import re
 import tempfile
+from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import event, given, settings
@@ -20,6 +22,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from workbench import cli
+from workbench.data import coco_files
 from workbench.data.coco_files import read_annotation_file, read_results
 from workbench.errors import UserError
 from workbench.tasks import detection_evaluation
@@ -274,3 +277,50 @@ def test_any_results_file_is_read_or_refused_with_a_user_error(results, segm):
         assert str(path) in str(error)
     finally:
         path.unlink()
+
+
+inside = st.one_of(st.integers(0, 50), st.floats(0, 50))
+near_plain_annotations = entries({
+    "id": ids, "image_id": ids, "category_id": ids, "area": numbers, "iscrowd": st.integers(0, 1),
+    "bbox": mostly(st.lists(inside, min_size=4, max_size=4), boxes),
+    "segmentation": mostly(st.one_of(st.lists(st.lists(inside, min_size=6, max_size=10), max_size=2),
+                                     st.fixed_dictionaries({"size": st.just([100, 100]), "counts": st.just("PPYo0")})),
+                           segmentations)}, optional=("area", "iscrowd", "segmentation"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=files, near_plain=st.lists(near_plain_annotations, max_size=6), segm=st.booleans())
+def test_the_fast_path_takes_only_annotations_the_long_way_passes_unchanged(content, near_plain, segm):
+    """`plain_annotation` (one pass for the common case) may accept an annotation only where `annotation_suspects`
+    finds nothing, raises nothing and changes nothing; random files and mostly-good annotations on GT's images."""
+    try:
+        images = coco_files.index_images(content["images"], Path("gt.json"), defaultdict(list))
+    except UserError:
+        return
+    images.update({image["id"]: image for image in GT["images"]})
+    content["annotations"] += near_plain
+    categories = {c.get("id") for c in content["categories"] if isinstance(c, dict) and type(c.get("id")) is int}
+    categories |= {1, 2}
+    seen: set[int] = set()
+    for position, annotation in enumerate(content["annotations"]):
+        if coco_files.plain_annotation(copy.deepcopy(annotation), images, categories, set(seen)):
+            event("plain annotation")
+            checked = copy.deepcopy(annotation)
+            assert coco_files.annotation_suspects(checked, position, images, categories, set(seen), Path("gt.json"),
+                                                  segm) == []
+            assert checked == annotation
+        if isinstance(annotation, dict) and type(annotation.get("id")) is int:
+            seen.add(annotation["id"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(results=detections, segm=st.booleans())
+def test_the_fast_path_takes_only_results_the_long_way_passes_silently(results, segm):
+    for result in results:
+        if coco_files.plain_result(result, {1, 2}, {1, 2}, segm):
+            event("plain result")
+            with mock.patch.object(coco_files, "plain_result", return_value=False), \
+                    mock.patch.object(coco_files, "warn_counted") as warned:
+                assert coco_files.read_results([copy.deepcopy(result)], Path("dets.json"), {1, 2}, {1, 2}, segm) == [
+                    result]
+            warned.assert_not_called()

@@ -1,3 +1,6 @@
+import contextlib
+import copy
+import io
 import json
 import math
 import sys
@@ -7,6 +10,7 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from workbench.evaluation import coco as coco_eval
 from workbench.evaluation.coco import STATS, detections_to_coco, evaluate_coco, format_results
@@ -204,3 +208,178 @@ def test_format_and_save_results(gt_file, tmp_path):
 
 def test_encode_masks_of_no_detections():
     assert coco_eval.encode_masks(torch.zeros(0, 1, SIZE, SIZE)) == []
+
+
+def random_polygon(rng: np.random.Generator, height: int, width: int) -> list[float]:
+    """A star-shaped polygon of 3 to 12 points around a random centre (may reach out of the image)."""
+    n = int(rng.integers(3, 13))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    radii = rng.uniform(2, max(height, width) / 3, n)
+    cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+    return np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1).ravel().round(2).tolist()
+
+
+def random_coco(seed: int) -> tuple[dict, list[dict]]:
+    """A small random annotation dict and results: images of several sizes, single and multi-polygon objects,
+    compressed RLEs, crowd regions as uncompressed RLEs; two jittered detections per object (one in ten of the
+    wrong category) and random ones, with and without `bbox`, tied scores, one image past 100 detections and more
+    than 255 detections in all."""
+    rng = np.random.default_rng(seed)
+    sizes = [(48, 64), (64, 64), (80, 40), (64, 96), (32, 32), (96, 64)]
+    images = [{"id": i + 10, "file_name": f"{i}.png", "height": h, "width": w} for i, (h, w) in enumerate(sizes)]
+    annotations, detections = [], []
+    for image in images:
+        h, w = image["height"], image["width"]
+        shapes = []  # (polygons, category id) of the detections
+        for _ in range(int(rng.integers(0, 6))):
+            kind = rng.choice(["polygon", "polygons", "rle", "crowd"], p=[0.5, 0.2, 0.15, 0.15])
+            polygons = [random_polygon(rng, h, w) for _ in range(2 if kind == "polygons" else 1)]
+            rle = mask_util.merge(mask_util.frPyObjects(polygons, h, w))
+            if kind in ("polygon", "polygons"):
+                segmentation = polygons
+            elif kind == "rle":
+                segmentation = {"size": [h, w], "counts": rle["counts"].decode()}
+            else:
+                segmentation = {"size": [h, w], "counts": uncompressed_counts(mask_util.decode(rle))}
+            category_id = int(rng.choice([3, 7]))
+            annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "category_id": category_id,
+                                "bbox": [float(v) for v in mask_util.toBbox(rle)], "area": float(mask_util.area(rle)),
+                                "iscrowd": int(kind == "crowd"), "segmentation": segmentation})
+            shapes += [([(np.asarray(p) + rng.normal(0, 1.5, len(p))).round(2).tolist() for p in polygons],
+                        category_id if rng.random() < 0.9 else 10 - category_id) for _ in range(2)]
+        shapes += [([random_polygon(rng, h, w)], int(rng.choice([3, 7])))
+                   for _ in range(int(rng.integers(110, 130) if image["id"] == 11 else rng.integers(30, 60)))]
+        for polygons, category_id in shapes:
+            rle = mask_util.merge(mask_util.frPyObjects(polygons, h, w))
+            detection = {"image_id": image["id"], "category_id": category_id,
+                         "score": float(rng.choice([0.5, 0.25, rng.random()])),
+                         "segmentation": {"size": [h, w], "counts": rle["counts"].decode()}}
+            if rng.random() < 0.7:
+                x, y, bw, bh = (mask_util.toBbox(rle) + rng.normal(0, 2, 4)).tolist()
+                detection["bbox"] = [x, y, max(1.0, bw), max(1.0, bh)]
+            detections.append(detection)
+    return {"images": images, "annotations": annotations, "categories": CATEGORIES}, detections
+
+
+def uncompressed_counts(mask: np.ndarray) -> list[int]:
+    """The uncompressed RLE counts of a binary mask (column-major runs, starting with zeros), as COCO's crowds."""
+    flat = mask.ravel(order="F")
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    return counts if flat[0] == 0 else [0, *counts]
+
+
+def plain_library(gt_file: str, detections: list[dict], iou_type: str, library: str = "pycocotools") -> dict:
+    """The 12 numbers and per-category AP of pycocotools (or faster-coco-eval) used directly, `bbox` dropped for
+    segm as detectron2 does."""
+    if library == "pycocotools":
+        coco_class, cocoeval = COCO, COCOeval
+    else:
+        import faster_coco_eval
+        coco_class, cocoeval = faster_coco_eval.COCO, faster_coco_eval.COCOeval_faster
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_class(gt_file)
+        results = [{k: v for k, v in d.items() if not (iou_type == "segm" and k == "bbox")} for d in detections]
+        evaluator = cocoeval(coco_gt, coco_gt.loadRes(copy.deepcopy(results)), iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = {name: float("nan") if v < 0 else float(v) for name, v in zip(STATS, evaluator.stats)}
+    return {iou_type: {"stats": stats, "per_category": coco_eval.per_category_ap(evaluator, coco_gt)}}
+
+
+def assert_identical(ours: dict, theirs: dict, tolerance: float = 0.0) -> None:
+    for iou_type in theirs:
+        for key in ("stats", "per_category"):
+            a, b = ours[iou_type][key], theirs[iou_type][key]
+            assert a.keys() == b.keys()
+            assert all(abs(a[k] - b[k]) <= tolerance or (math.isnan(a[k]) and math.isnan(b[k])) for k in a), (
+                iou_type, key, a, b)
+
+
+# faster-coco-eval's C++ accumulate computes precision as tp / (tp + fp) where pycocotools divides by
+# tp + fp + np.spacing(1): the two differ when tp + fp == 1 (1 / (1 + eps) is 1 - eps), which moves an AP by at most
+# a few units in the last place. That is the faster backend's only difference: it gives faster-coco-eval's numbers.
+FASTER_TOLERANCE = 1e-15
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("backend", ["pycocotools", "faster"])
+def test_both_backends_give_the_numbers_of_the_libraries_themselves(tmp_path, seed, backend):
+    """Random sets: crowds, single and multi-polygon and RLE ground truth, detections with and without bbox,
+    tied scores, more than 100 detections in an image; the gt as a file and as a COCO object."""
+    dataset, detections = random_coco(seed)
+    gt_file = str(tmp_path / "instances.json")
+    (tmp_path / "instances.json").write_text(json.dumps(dataset))
+    boxed = [d for d in detections if "bbox" in d]
+    untouched = copy.deepcopy(detections)
+    ours = {"segm": evaluate_coco(gt_file, detections, ("segm",), backend=backend),
+            "bbox": evaluate_coco(gt_file, boxed, ("bbox",), backend=backend),
+            "both": evaluate_coco(COCO(gt_file), boxed, ("bbox", "segm"), backend=backend)}
+    assert detections == untouched, "evaluate_coco must not write into the caller's results"
+    assert 0 < ours["segm"]["segm"]["stats"]["AP"] < 1 and 0 < ours["bbox"]["bbox"]["stats"]["AP"] < 1
+    for library, tolerance in [("pycocotools", 0.0 if backend == "pycocotools" else FASTER_TOLERANCE)] + (
+            [("faster", 0.0)] if backend == "faster" else []):
+        assert_identical(ours["segm"], plain_library(gt_file, detections, "segm", library), tolerance)
+        assert_identical(ours["bbox"], plain_library(gt_file, boxed, "bbox", library), tolerance)
+        assert_identical(ours["both"], {**plain_library(gt_file, boxed, "bbox", library),
+                                        **plain_library(gt_file, boxed, "segm", library)}, tolerance)
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_results_built_in_one_pass_equal_load_res(iou_type):
+    dataset, detections = random_coco(1)
+    if iou_type == "bbox":
+        detections = [d for d in detections if "bbox" in d]
+    assert len(detections) > 255  # pycocotools' mask.area of a list fails past 255 (uint8): chunked
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_eval._coco_from_dict(copy.deepcopy(dataset), COCO)
+        reference = coco_gt.loadRes(coco_eval._results_for(detections, iou_type))
+        ours, built = coco_eval._load_results(coco_gt, detections, iou_type)
+    assert built
+    assert ours.dataset.keys() == reference.dataset.keys()
+    for key in ("images", "categories", "info"):
+        assert ours.dataset[key] == reference.dataset[key]
+    assert len(ours.dataset["annotations"]) == len(reference.dataset["annotations"])
+    for a, b in zip(ours.dataset["annotations"], reference.dataset["annotations"]):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(np.asarray(a[key], dtype=object if key == "segmentation" else None),
+                                  np.asarray(b[key], dtype=object if key == "segmentation" else None)), key
+    assert ours.getAnnIds() == reference.getAnnIds() and ours.getImgIds() == reference.getImgIds()
+
+
+def test_results_that_are_not_compressed_rles_go_through_load_res():
+    polygon = {"image_id": 1, "category_id": 3, "score": 0.5, "segmentation": [[1, 1, 9, 1, 9, 9]]}
+    uncompressed = {"image_id": 1, "category_id": 3, "score": 0.5, "segmentation": {"size": [4, 4], "counts": [16]}}
+    assert coco_eval._results_annotations([polygon], "segm") is None
+    assert coco_eval._results_annotations([uncompressed], "segm") is None
+    assert coco_eval._results_annotations([{**polygon, "caption": "a"}], "bbox") is None
+
+
+def test_ground_truth_rles_equal_ann_to_rle():
+    dataset, _ = random_coco(2)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_eval._coco_from_dict(dataset, COCO)
+    for image_id in coco_gt.getImgIds():
+        image = coco_gt.imgs[image_id]
+        annotations = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=image_id))
+        single = [a for a in annotations if isinstance(a["segmentation"], list) and len(a["segmentation"]) == 1]
+        for group in (annotations, single):  # mixed kinds one by one, single polygons in one call
+            rles = coco_eval._gt_rles(group, image["height"], image["width"])
+            assert rles == [coco_gt.annToRLE(a) for a in group]
+
+
+def test_evaluation_restores_the_garbage_collector(gt_file):
+    import gc
+    outputs, image_ids = perfect_outputs(gt_file)
+    detections = detections_to_coco(outputs, image_ids, LABEL_TO_CAT_ID)
+    evaluate_coco(gt_file, detections)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        evaluate_coco(gt_file, detections)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -1,0 +1,80 @@
+"""Inference time of our Faster / Mask R-CNN R50-FPN against torchvision's own model on the same checkpoint and
+images; the detections must be identical (torchvision's layout loads as it is, see `heads.weights`).
+
+The checkpoint is torchvision's architecture with random weights and BatchNorm statistics (no download): every
+detection is kept (score threshold 0) so that post-processing runs on `detections` boxes and masks per image.
+"""
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+import torchvision
+
+import backbones
+import heads
+from workbench.benchmarks.timing import alternate, machine_line, max_abs_difference, medians, table, write_report
+
+TORCHVISION_BUILDERS = {"mask_rcnn": "maskrcnn_resnet50_fpn", "faster_rcnn": "fasterrcnn_resnet50_fpn"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the `detector-inference` case."""
+    parser.add_argument("--kinds", nargs="+", default=list(TORCHVISION_BUILDERS), choices=list(TORCHVISION_BUILDERS))
+    parser.add_argument("--images", type=int, default=2, help="images per call")
+    parser.add_argument("--height", type=int, default=480, help="image height (the detector's min_size)")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--detections", type=int, default=100, help="detections kept per image")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per model")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default="output/benchmarks", help="where detector-inference.json and .md go")
+
+
+def randomise_batchnorm(model: torch.nn.Module) -> None:
+    """BatchNorm statistics and affine terms away from the identity, as a trained checkpoint's are."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.1, 0.1)
+
+
+def detector_pair(kind: str, settings: dict, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """torchvision's detector of `kind` with random weights (frozen BN, as torchvision runs checkpoints), and ours
+    built from its saved state dict."""
+    reference = getattr(torchvision.models.detection, TORCHVISION_BUILDERS[kind])(
+        weights=None, weights_backbone=None, num_classes=91, **settings)
+    randomise_batchnorm(reference)
+    path = folder / f"{kind}.pth"
+    torch.save(reference.state_dict(), path)
+    reference = backbones.freeze_batchnorm(reference).eval()
+    ours = heads.build_detector(kind, backbone="resnet50", num_classes=91, weights=path, **settings).eval()
+    return ours, reference
+
+
+def benchmark_detector_inference(args: argparse.Namespace) -> list[dict]:
+    """One row per detector kind: median seconds of ours and torchvision's on the same images, their ratio and the
+    largest difference between their detections."""
+    print(machine_line())
+    torch.manual_seed(args.seed)
+    settings = dict(min_size=args.height, max_size=max(args.height, args.width), box_score_thresh=0.0,
+                    box_detections_per_img=args.detections)
+    images = [torch.rand(3, args.height, args.width) for _ in range(args.images)]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
+        for kind in args.kinds:
+            ours, reference = detector_pair(kind, settings, Path(folder))
+            times, outputs = alternate({"ours": lambda: ours(images), "torchvision": lambda: reference(images)},
+                                       repeats=args.repeats, warmup=args.warmup, desc=kind)
+            seconds = medians(times)
+            rows.append(dict(case=f"{kind} R50-FPN, {args.images} x {args.width}x{args.height}",
+                             detections=sum(len(o["scores"]) for o in outputs["ours"]),
+                             ours_s=seconds["ours"], torchvision_s=seconds["torchvision"],
+                             ratio=seconds["torchvision"] / seconds["ours"],
+                             max_abs_diff=max_abs_difference(outputs["ours"], outputs["torchvision"]),
+                             samples=times))
+    print(table(rows))
+    write_report(rows, args.output_dir, "detector-inference", lines=[machine_line()], options=vars(args))
+    return rows
