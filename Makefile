@@ -20,7 +20,8 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) tools/benchmark.py backbone
 	$(PY) tools/benchmark.py coco-eval
-	$(PY) tools/benchmark.py detector
+	$(PY) tools/benchmark.py detector-train
+	$(PY) tools/benchmark.py data
 
 clean:
 	rm -rf $(VENV) build *.egg-info

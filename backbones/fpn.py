@@ -7,6 +7,7 @@ from torch import nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from .features import FeatureExtractor
+from .packed_conv import PackedConv2d, packed_inference_applies
 from .registry import create_backbone
 
 # C2-C5, the stages torchvision's detectors put their FPN on.
@@ -35,6 +36,8 @@ class BackboneWithFPN(nn.Module):
         return self.body.pretrained_cfg
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        if isinstance(self.fpn.inner_blocks[0][0], PackedConv2d) and packed_inference_applies(self, x):
+            x = x.contiguous(memory_format=torch.channels_last)  # the packed FPN takes its maps channels-last
         maps = self.body(x)
         return self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
 

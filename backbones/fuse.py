@@ -115,6 +115,12 @@ def onednn_fusion_available(x: torch.Tensor) -> bool:
             and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
 
+def pack_weight(weight: torch.Tensor, padding, stride, dilation, groups: int, input_shape) -> torch.Tensor:
+    """`weight` reordered into the blocked layout oneDNN picks for a convolution of an input of `input_shape`."""
+    return torch.ops.mkldnn._reorder_convolution_weight(weight.contiguous(), list(padding), list(stride),
+                                                        list(dilation), groups, list(input_shape))
+
+
 class FusedStages:
     """Runs ResNet stems and blocks with BatchNorm folded into the convolutions; see the module docstring.
 
@@ -160,9 +166,7 @@ class FusedStages:
             with torch.no_grad():
                 weight, bias = folded_weight_and_bias(conv, norm)
                 if packed:
-                    weight = torch.ops.mkldnn._reorder_convolution_weight(
-                        weight.contiguous(), list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
-                        list(x.shape))
+                    weight = pack_weight(weight, conv.padding, conv.stride, conv.dilation, conv.groups, x.shape)
                 else:  # in the input's memory format: the convolution would otherwise convert it on every call
                     weight = weight.contiguous(memory_format=torch.channels_last if layout[1] and weight.dim() == 4
                                                else torch.contiguous_format)

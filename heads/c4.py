@@ -13,9 +13,10 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from backbones import FeatureExtractor
+
+from .roi_align import MultiScaleRoIAlign
 
 C4_STAGE = 3
 RES5 = "layer4"

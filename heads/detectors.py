@@ -9,6 +9,7 @@ from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
 from backbones import FeatureExtractor, create_backbone
+from backbones.packed_conv import pack_convolutions
 
 from . import c4, fpn_heads
 from .transform import RCNNTransform
@@ -26,6 +27,7 @@ DETECTOR_OPTIONS = (
 TRANSFORM_DEFAULTS = dict(min_size=800, max_size=1333, size_divisible=32, fixed_size=None,
                           skip_resize_in_training=False)
 BACKBONE_OPTIONS = ("norm", "frozen_stages")
+SPEED_OPTIONS = ("fast_inference",)
 NUM_STAGES = 4
 
 
@@ -33,7 +35,7 @@ def _check_options(kind: str, neck: str, options: dict) -> None:
     if neck not in NECKS:
         raise ValueError(f"neck={neck!r} is not supported; choose one of {', '.join(NECKS)}")
     head_options = NECKS[neck].BOX_OPTIONS + (NECKS[neck].MASK_OPTIONS if kind == "mask_rcnn" else ())
-    valid = BACKBONE_OPTIONS + tuple(TRANSFORM_DEFAULTS) + head_options + DETECTOR_OPTIONS
+    valid = BACKBONE_OPTIONS + SPEED_OPTIONS + tuple(TRANSFORM_DEFAULTS) + head_options + DETECTOR_OPTIONS
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {kind} with neck={neck!r}; "
@@ -68,12 +70,24 @@ def _build(kind: str, backbone: str, num_classes: int, neck: str, backbone_weigh
     model.transform = RCNNTransform(pretrained_cfg=resnet.pretrained_cfg, **transform_options)
     model.num_classes = num_classes
     model.pretrained_cfg = resnet.pretrained_cfg
-    for module in model.modules():  # folded BN moves boxes by float rounding: keep torchvision's exact detections
-        if isinstance(module, FeatureExtractor):
-            module.set_fused(False)
+    set_fast_inference(model, options.pop("fast_inference", True))
     if weights is not None:
         load_detector_weights(model, weights)
     return model
+
+
+def set_fast_inference(model: nn.Module, enable: bool = True) -> nn.Module:
+    """Turns the CPU inference speed-ups of a detector on (the default) or off, in place.
+
+    On: the backbone folds running-statistics BatchNorm into its convolutions (`FeatureExtractor.set_fused`) and
+    every other convolution runs channels-last with a packed oneDNN weight (`backbones.packed_conv`). Boxes and
+    scores then differ from the plain path by float rounding (about 1e-5 relative); off gives torchvision's
+    detections to the last bit. Training is the same either way.
+    """
+    for module in model.modules():
+        if isinstance(module, FeatureExtractor):
+            module.set_fused(enable)
+    return pack_convolutions(model, enable, skip=(FeatureExtractor,))
 
 
 def faster_rcnn(
@@ -103,6 +117,7 @@ def faster_rcnn(
             min_size (800), max_size (1333), size_divisible (32), fixed_size (None): torchvision's resizing.
             skip_resize_in_training (False): train on images as the data pipeline sized them; evaluation still
                 resizes and maps the outputs back to the original size.
+            fast_inference (True): CPU inference speed-ups, see `set_fast_inference`.
             anchor_sizes ((32, 64, 128, 256, 512): one per level for FPN, all on C4), aspect_ratios ((0.5, 1, 2)).
             FPN only: fpn_channels (256), representation_size (1024), box_head ("2fc": TwoMLPHead; "4conv1fc":
                 four 3x3 GroupNorm convs fpn_channels wide, then one fc).

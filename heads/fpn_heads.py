@@ -11,10 +11,11 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from backbones.fpn import FPN_STAGES, fpn_from_backbone
 from backbones.norm import make_norm
+
+from .roi_align import MultiScaleRoIAlign
 
 BOX_HEADS = ("2fc", "4conv1fc")
 ROI_LEVELS = ["0", "1", "2", "3"]

@@ -10,16 +10,17 @@ Examples:
     python tools/benchmark.py backbone --model resnet50 --batch 8 --compile
     python tools/benchmark.py coco-eval
     python tools/benchmark.py coco-eval --images 5000 --repeats 3
-    python tools/benchmark.py detector
+    python tools/benchmark.py roi-align --cases demo
+    python tools/benchmark.py detector-train
+    python tools/benchmark.py detector-train --device cuda --models r50-fpn --images 8 --height 800 --width 1088
+    python tools/benchmark.py data
+    python tools/benchmark.py data --sizes 640 --workers 2
     python tools/benchmark.py annotation-memory --size-mb 200 --output-dir output/benchmarks
 """
 import argparse
-from pathlib import Path
 
 import workbench.benchmarks
 from workbench import cli
-
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mask_rcnn_r18_fpn_shapes_cpu.yaml"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -28,17 +29,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     backbone = commands.add_parser("backbone", help="our features_only ResNet vs torchvision's IntermediateLayerGetter "
                                     "and timm's features_only, eval and training")
     workbench.benchmarks.backbone.add_arguments(backbone)
-    detector = commands.add_parser("detector", help="the demo's Mask R-CNN training step vs torchvision's")
-    detector.add_argument("--config", default=str(DEMO_CONFIG), help="the config of our detector")
-    detector.add_argument("--batch", type=int, default=4)
-    detector.add_argument("--repeats", type=int, default=10, help="timed training steps per model")
-    detector.add_argument("--warmup", type=int, default=2)
-    detector.add_argument("--output-dir", default="output/benchmarks", help="where detector.json and .md go")
+    training = commands.add_parser("detector-train", help="Mask R-CNN R50-FPN training step vs torchvision's on the "
+                                   "same weights, and the demo's R18-FPN")
+    workbench.benchmarks.detector_train.add_arguments(training)
+    data = commands.add_parser("data", help="our detection training data pipeline vs torchvision.transforms.v2 "
+                               "over the same shapes files")
+    workbench.benchmarks.data_pipeline.add_arguments(data)
     evaluation = commands.add_parser("coco-eval", help="COCO evaluation, ours vs pycocotools, bbox and segm")
     workbench.benchmarks.coco_eval.add_arguments(evaluation)
     inference = commands.add_parser("detector-inference", help="Faster / Mask R-CNN R50-FPN inference vs torchvision's "
                                     "models on the same checkpoint")
     workbench.benchmarks.detector_inference.add_arguments(inference)
+    roi_align = commands.add_parser("roi-align", help="multi-scale RoIAlign on CPU, forward and backward, vs "
+                                    "torchvision's at the demo's and R50-FPN Mask R-CNN's shapes")
+    workbench.benchmarks.roi_align.add_arguments(roi_align)
     memory = commands.add_parser("annotation-memory", help="peak memory of loading a large annotation file: ours vs "
                                  "pycocotools, each in a fresh process")
     memory.add_argument("--size-mb", type=float, default=200, help="size of the synthetic COCO instances file in MiB")

@@ -1,4 +1,7 @@
-"""features_only maps against torchvision's IntermediateLayerGetter, and BatchNorm folding."""
+"""features_only maps against torchvision's IntermediateLayerGetter, BatchNorm folding, and channels_last on a GPU."""
+import copy
+
+import pytest
 import torch
 import torchvision
 from torchvision.models._utils import IntermediateLayerGetter
@@ -56,3 +59,27 @@ def test_fused_batchnorm_gives_the_same_maps():
     assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
     for e, g in zip(expected, got):
         assert (g - e).abs().max() <= 1e-5 * e.abs().max()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("fused", [False, True])
+def test_channels_last_gives_the_same_maps_and_gradients_on_the_gpu(fused):
+    contiguous = backbones.create_backbone("resnet50", features_only=True, norm="frozen_bn", frozen_stages=1)
+    randomise_statistics(contiguous)
+    contiguous = contiguous.set_fused(fused).cuda().train()
+    channels_last = copy.deepcopy(contiguous).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 128, 160, device="cuda")
+    for autocast, tolerance in ((False, 1e-4), (True, 2e-2)):
+        maps = {}
+        for name, model in (("contiguous", contiguous), ("channels_last", channels_last)):
+            model.zero_grad(set_to_none=True)
+            layout = torch.channels_last if name == "channels_last" else torch.contiguous_format
+            with torch.backends.cudnn.flags(enabled=True, allow_tf32=False), \
+                    torch.autocast("cuda", dtype=torch.float16, enabled=autocast):
+                maps[name] = model(x.contiguous(memory_format=layout))
+                sum(m.float().mean() for m in maps[name]).backward()
+        assert all(m.is_contiguous(memory_format=torch.channels_last) for m in maps["channels_last"])
+        for got, want in zip(maps["channels_last"], maps["contiguous"]):
+            assert (got.float() - want.float()).abs().max() <= tolerance * want.float().abs().max()
+        got, want = channels_last.layer4[0].conv1.weight.grad, contiguous.layer4[0].conv1.weight.grad
+        assert (got - want).abs().max() <= tolerance * want.abs().max()

@@ -1,5 +1,5 @@
 """The benchmark harness: the machine line, alternating timing, output differences, the JSON and markdown report, and
-a tiny run of the backbone case through tools/benchmark.py."""
+a tiny run of the backbone case through tools/benchmark.py (and of its `--device cuda` path on a GPU)."""
 import json
 import runpy
 import sys
@@ -66,3 +66,15 @@ def test_backbone_case_runs_end_to_end(tmp_path, monkeypatch, capsys):
         assert row["torchvision_max_rel_diff"] <= 1e-5 and row["timm_max_rel_diff"] <= 1e-5
         assert row["unfused_max_rel_diff"] <= 1e-5 and row["torchvision_ratio"] > 0
     assert (tmp_path / "backbone.md").read_text().startswith("machine: ")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_backbone_case_on_the_gpu(tmp_path, monkeypatch):
+    argv = ["tools/benchmark.py", "backbone", "--model", "resnet18", "--mode", "eval", "train", "--batch", "2",
+            "--size", "64", "--repeats", "1", "--warmup", "0", "--device", "cuda", "--output-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path("tools/benchmark.py", run_name="__main__")
+    rows = json.loads((tmp_path / "backbone.json").read_text())["rows"]
+    assert [(r["mode"], r["batch"]) for r in rows] == [("eval", 2), ("train", 2)]
+    for row in rows:  # fp16 autocast, channels_last
+        assert row["torchvision_max_rel_diff"] <= 2e-2 and row["timm_max_rel_diff"] <= 2e-2

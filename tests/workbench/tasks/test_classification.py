@@ -183,3 +183,18 @@ def test_two_process_gloo_ddp_run(tmp_path, quick_cls_overrides, free_port):
     assert "solver.sync_bn ignored: torch's SyncBatchNorm needs CUDA" in result.stderr
     evaluated = json.loads((tmp_path / "eval_results.json").read_text())
     assert evaluated["images"] == 20  # both ranks' shares of the validation set, gathered
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_sync_bn_in_a_one_process_nccl_run(tmp_path, quick_cls_overrides, free_port):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", str(free_port),
+         "tools/train_cls.py", "--config", CONFIG, "--output-dir", str(tmp_path)] + quick_cls_overrides
+        + ["solver.max_iter=2", "train.device=cuda", "solver.sync_bn=true", "solver.amp=true"],
+        env=dict(os.environ, PYTHONPATH=".", OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "sync_bn ignored" not in result.stderr
+    state = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert state["iteration"] == 2 and not any(key.startswith("module.") for key in state["model"])
+    assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())

@@ -1,6 +1,8 @@
-"""Detection through the command lines of train_det.py and eval_det.py: train then evaluate, DDP, bad inputs."""
+"""Detection through the command lines of train_det.py and eval_det.py: train then evaluate, DDP (gloo, and nccl on
+a GPU), AMP on a GPU, bad inputs."""
 import json
 import logging
+import math
 import os
 import re
 import subprocess
@@ -8,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import trainer
@@ -64,6 +67,33 @@ def test_two_process_gloo_ddp_run(tmp_path, quick_overrides, free_port):
         timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "model_final.pth").is_file() and "AP" in result.stdout
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_amp_training_with_clipping_on_the_gpu(tmp_path, quick_overrides):
+    overrides = quick_overrides + ["train.device=cuda", "solver.amp=true", "solver.clip_grad_norm=1.0",
+                                   "solver.max_iter=4", "train.checkpoint_period=2", "eval.draw_images=0"]
+    train(CONFIG, tmp_path, overrides)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [record["loss"] for record in records if "loss" in record]
+    assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses)
+    assert (tmp_path / "checkpoint_0000002.pth").is_file()
+    final = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert final["iteration"] == 4 and final["scaler"]["scale"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_one_gpu_nccl_ddp_run(tmp_path, quick_overrides, free_port):
+    overrides = quick_overrides + ["train.device=cuda", "solver.amp=true", "solver.max_iter=2", "eval.draw_images=0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", str(free_port),
+         "tools/train_det.py", "--config", CONFIG, "--output-dir", str(tmp_path)] + overrides,
+        env=dict(ENV, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "AP" in result.stdout
+    state = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert state["iteration"] == 2 and not any(key.startswith("module.") for key in state["model"])
 
 
 def test_unknown_config_key_is_named(tmp_path, quick_overrides):

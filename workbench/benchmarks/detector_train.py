@@ -1,0 +1,209 @@
+"""Training-step time of our Mask R-CNN against torchvision's, on the same batch; one step is the forward pass on
+(images, targets), the backward pass of the summed losses, an SGD step and zero_grad.
+
+Rows (`--models`):
+    r50-fpn: torchvision's `maskrcnn_resnet50_fpn(num_classes=91)` with random weights and BatchNorm statistics,
+        trained as torchvision fine-tunes a checkpoint with `trainable_backbone_layers=3` (frozen BatchNorm, stem
+        and layer1 frozen; set here, since torchvision ignores the option without weights), against ours built from
+        its state dict by `heads.build_detector` (which freezes the same over `weights`). The batch is `--images`
+        random images with random boxes and box-shaped masks. The global seed is reset before every step, so both
+        models sample the same anchors and RoIs: their first-step losses must agree to float rounding.
+    demo: the demo's Mask R-CNN R18-FPN (configs/mask_rcnn_r18_fpn_shapes_cpu.yaml) from scratch against
+        torchvision's `MaskRCNN(resnet_fpn_backbone("resnet18"))` at CPU settings, on a batch of 128 px shapes;
+        the architectures differ (narrower FPN and heads), so only the ratio is shown.
+
+The optimizer is training's (`build_optimizer`, default solver) at lr=0: momentum and weight decay are computed, and
+every step starts from the same weights. `--device cuda` trains under fp16 autocast with a GradScaler, channels_last
+and cudnn.benchmark, and reports the peak memory of each model's step above what is allocated before it (not
+measured on the CPU). The GPU throughput target, Mask R-CNN R50-FPN with AMP at batch 8 on COCO-sized images:
+
+    python tools/benchmark.py detector-train --device cuda --models r50-fpn --images 8 --height 800 --width 1088
+"""
+import argparse
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+from backbones.freeze import freeze_stages
+from workbench.benchmarks.detector_inference import detector_pair
+from workbench.benchmarks.timing import (
+    alternate,
+    machine_line,
+    max_abs_difference,
+    max_relative_difference,
+    medians,
+    table,
+    write_report,
+)
+from workbench.config.loader import load_config
+from workbench.config.schemas import DETECTION_DEFAULTS, SOLVER_DEFAULTS
+from workbench.data.coco import CocoDetection, collate_fn
+from workbench.data.detection_transforms import build_transforms
+from workbench.data.shapes import make_shapes
+from workbench.engine.loop import autocast
+from workbench.engine.solver import build_optimizer
+from workbench.errors import UserError
+from workbench.tasks.detection import build_model
+
+MODELS = ("r50-fpn", "demo")
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mask_rcnn_r18_fpn_shapes_cpu.yaml"
+DEMO_SIZE = 128
+TORCHVISION_CPU_SETTINGS = dict(rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
+                                box_batch_size_per_image=128)
+FROZEN_STAGES = 1  # stem and layer1: torchvision's trainable_backbone_layers=3
+BOXES_PER_IMAGE = 4
+COLUMNS = {"case": "case", "images": "images", "ours_s": "ours s/step", "torchvision_s": "torchvision s/step",
+           "ours_images_per_s": "ours img/s", "torchvision_images_per_s": "torchvision img/s",
+           "ratio": "torchvision/ours", "max_abs_diff": "max|diff| losses", "max_rel_diff": "max rel diff",
+           "ours_step_mib": "ours step MiB", "torchvision_step_mib": "torchvision step MiB"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the `detector-train` case."""
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--images", "--batch", type=int, default=2, help="images per training step")
+    parser.add_argument("--height", type=int, default=480, help="r50-fpn image height (the detector's min_size); "
+                        "800 with --width 1088 is COCO-sized")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="the config of our demo detector")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: fp16 autocast + GradScaler, channels_last, cudnn.benchmark")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model after the compared one")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default="output/benchmarks", help="where detector-train.json and .md go")
+
+
+def synthetic_batch(images: int, height: int, width: int, generator: torch.Generator) -> tuple[list, list]:
+    """Random images in 0-1 with BOXES_PER_IMAGE random boxes each, their masks filling the boxes."""
+    batch_images, targets = [], []
+    for _ in range(images):
+        corner = torch.rand(BOXES_PER_IMAGE, 2, generator=generator) * torch.tensor([width * 0.7, height * 0.7])
+        extent = 16 + torch.rand(BOXES_PER_IMAGE, 2, generator=generator) * torch.tensor([width * 0.3, height * 0.3])
+        boxes = torch.cat([corner, corner + extent], dim=1).floor()
+        masks = torch.zeros(BOXES_PER_IMAGE, height, width, dtype=torch.uint8)
+        for mask, (x1, y1, x2, y2) in zip(masks, boxes.int().tolist()):
+            mask[y1:y2, x1:x2] = 1
+        labels = torch.randint(1, 91, (BOXES_PER_IMAGE,), generator=generator)
+        batch_images.append(torch.rand(3, height, width, generator=generator))
+        targets.append(dict(boxes=boxes, labels=labels, masks=masks))
+    return batch_images, targets
+
+
+def r50_pair(args: argparse.Namespace, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
+    """Ours and torchvision's Mask R-CNN R50-FPN on the same weights, and the synthetic batch."""
+    settings = dict(min_size=args.height, max_size=max(args.height, args.width))
+    ours, reference = detector_pair("mask_rcnn", settings, folder)
+    freeze_stages(reference.backbone.body, FROZEN_STAGES)
+    batch = synthetic_batch(args.images, args.height, args.width, torch.Generator().manual_seed(args.seed))
+    return ours, reference, batch
+
+
+def demo_pair(args: argparse.Namespace, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
+    """Our demo detector and torchvision's Mask R-CNN R18-FPN from scratch, and a batch of shapes."""
+    paths = make_shapes(folder, args.images, 0, seed=args.seed, size=DEMO_SIZE)
+    dataset = CocoDetection(paths["train_images"], paths["train_annotations"], transforms=build_transforms(True))
+    batch = collate_fn([dataset[i] for i in range(args.images)])
+    ours = build_model(load_config(DETECTION_DEFAULTS, args.config), torch.device("cpu"))
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
+    reference = MaskRCNN(backbone, num_classes=ours.num_classes, min_size=DEMO_SIZE, max_size=DEMO_SIZE,
+                         **TORCHVISION_CPU_SETTINGS)
+    return ours, reference, batch
+
+
+def training_step(model: torch.nn.Module, batch: tuple, device: torch.device, seed: int) -> Callable[[], dict]:
+    """One training step of `model` on `batch` (already on `device`), seeded with `seed`; returns the losses."""
+    model.train()
+    optimizer = build_optimizer(model, dict(SOLVER_DEFAULTS, lr=0.0))
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+
+    def step() -> dict:
+        torch.manual_seed(seed)
+        with autocast(device, device.type == "cuda"):
+            losses = model(*batch)
+        scaler.scale(sum(losses.values())).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return {name: loss.detach().float() for name, loss in losses.items()}
+    return step
+
+
+def step_memory_mib(step: Callable[[], dict], device: torch.device) -> float | None:
+    """The most CUDA memory one more call of `step` allocates above what is allocated before it (activations,
+    gradients, workspaces; not the weights both models keep); None on the CPU."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    resident = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - resident) / 2 ** 20
+
+
+def to_device(batch: tuple, device: torch.device) -> tuple:
+    """The (images, targets) batch with every tensor on `device`."""
+    images, targets = batch
+    return ([image.to(device) for image in images],
+            [{key: value.to(device) if torch.is_tensor(value) else value for key, value in target.items()}
+             for target in targets])
+
+
+def time_pair(args: argparse.Namespace, name: str, ours: torch.nn.Module, reference: torch.nn.Module, batch: tuple,
+              compare: bool) -> dict:
+    """One row: the first steps' losses compared (when `compare`), then alternating timed steps."""
+    device = torch.device(args.device)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    batch = to_device(batch, device)
+    runs = {label: training_step(model.to(device, memory_format=memory_format), batch, device, args.seed)
+            for label, model in (("ours", ours), ("torchvision", reference))}
+    first = {label: run() for label, run in runs.items()}
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else None
+    times, _ = alternate(runs, args.repeats, args.warmup, desc=name, synchronize=synchronize)
+    seconds = medians(times)
+    images = len(batch[0])
+    return dict(case=name, images=images, ours_s=seconds["ours"], torchvision_s=seconds["torchvision"],
+                ours_images_per_s=images / seconds["ours"], torchvision_images_per_s=images / seconds["torchvision"],
+                ratio=seconds["torchvision"] / seconds["ours"],
+                max_abs_diff=max_abs_difference(first["ours"], first["torchvision"]) if compare else None,
+                max_rel_diff=max_relative_difference(first["ours"], first["torchvision"]) if compare else None,
+                ours_step_mib=step_memory_mib(runs["ours"], device),
+                torchvision_step_mib=step_memory_mib(runs["torchvision"], device),
+                losses={label: {key: float(value) for key, value in losses.items()} for label, losses in first.items()},
+                samples=times)
+
+
+def benchmark_detector_train(args: argparse.Namespace) -> list[dict]:
+    """Prints the machine and one row per model pair; writes detector-train.json and .md."""
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda needs a CUDA GPU; torch.cuda.is_available() is False here")
+        torch.backends.cudnn.benchmark = True
+    cuda = args.device == "cuda"
+    setting = "fp16 autocast + GradScaler, channels_last, cudnn.benchmark" if cuda else "fp32"
+    memory = "peak CUDA memory of a step above the resident" if cuda else "not measured on the CPU"
+    lines = [machine_line(), (
+        f"workload: one training step (forward, backward of the summed losses, SGD step at lr=0, zero_grad) on "
+        f"{args.device} ({setting}); r50-fpn: {args.images} random {args.width}x{args.height} images, torchvision's "
+        f"weights in both, seed reset before every step, first-step losses compared; demo: {args.images} shapes of "
+        f"{DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory}; median of {args.repeats} alternating "
+        f"steps after {args.warmup} warm-up; ratio = torchvision s / ours s")]
+    print(*lines, sep="\n", flush=True)
+    builders = {"r50-fpn": (r50_pair, "Mask R-CNN R50-FPN, torchvision settings"),
+                "demo": (demo_pair, "demo R18-FPN vs torchvision R18-FPN (ratio only)")}
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for model in args.models:
+            torch.manual_seed(args.seed)
+            build, name = builders[model]
+            ours, reference, batch = build(args, Path(folder))
+            rows.append(time_pair(args, name, ours, reference, batch, compare=model == "r50-fpn"))
+            del ours, reference
+    print(table(rows, COLUMNS))
+    write_report(rows, args.output_dir, "detector-train", lines=lines, columns=COLUMNS, options=vars(args))
+    return rows
