@@ -64,6 +64,23 @@ def test_flip_mirrors_image_boxes_and_masks():
     assert result["labels"].tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("hflip_prob", [1e-9, 1.0])
+def test_a_lone_flip_gives_albumentations_results(hflip_prob):
+    image, target = sample()
+    target["boxes"][0] = [5, 5, 5.5, 20]  # under 1 pixel wide: albumentations drops it
+    fast = build_transforms(True, hflip_prob=hflip_prob)
+    assert fast.flip_only == hflip_prob
+    fast.flip_only = None  # the albumentations pipeline
+    want = fast(image, target)
+    fast.flip_only = hflip_prob
+    got = fast(image, target)
+    assert torch.equal(got[0], want[0])
+    assert got[1].keys() == want[1].keys() and len(got[1]["boxes"]) == len(target["boxes"]) - 1
+    for key, value in want[1].items():
+        assert torch.allclose(got[1][key], value, atol=1e-4) if key == "boxes" else torch.equal(
+            torch.as_tensor(got[1][key]), torch.as_tensor(value)), key
+
+
 def test_multi_scale_resizes_the_short_side_within_the_long_side_limit():
     transform = build_transforms(True, **AUGMENTATIONS["multi_scale"])
     short_sides = set()
