@@ -25,6 +25,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         if image.mode.startswith("I;16") or pixels.max(initial=0) > 255:
             pixels = pixels / SIXTEEN_BIT_SCALE
         return Image.fromarray(np.clip(pixels.round(), 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode == "RGB":
+        image.load()  # decoded now: the file closes after this
+        return image
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     return image.convert("RGB")
@@ -41,7 +44,8 @@ def load_rgb(path: str | Path, what: str = "image") -> Image.Image:
     """
     try:
         with Image.open(path) as image:
-            return to_rgb(ImageOps.exif_transpose(image))
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
+            return to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"cannot read {what} from {path}: {error}") from error
 
