@@ -20,7 +20,9 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) tools/benchmark.py backbone
 	$(PY) tools/benchmark.py coco-eval
+	$(PY) tools/benchmark.py detector-inference
 	$(PY) tools/benchmark.py detector-train
+	$(PY) tools/benchmark.py roi-align
 	$(PY) tools/benchmark.py data
 
 clean:

@@ -82,7 +82,7 @@ def set_fast_inference(model: nn.Module, enable: bool = True) -> nn.Module:
     On: the backbone folds running-statistics BatchNorm into its convolutions (`FeatureExtractor.set_fused`) and
     every other convolution runs channels-last with a packed oneDNN weight (`backbones.packed_conv`). Boxes and
     scores then differ from the plain path by float rounding (about 1e-5 relative); off gives torchvision's
-    detections to the last bit. Training is the same either way.
+    detections to the last bit. In training only frozen stages change: folded, they agree to float rounding.
     """
     for module in model.modules():
         if isinstance(module, FeatureExtractor):
