@@ -115,6 +115,11 @@ def onednn_fusion_available(x: torch.Tensor) -> bool:
             and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
 
+def version(tensor: torch.Tensor) -> int:
+    """The tensor's version counter, which in-place changes bump; -1 for inference tensors, which have none."""
+    return -1 if tensor.is_inference() else tensor._version
+
+
 def pack_weight(weight: torch.Tensor, padding, stride, dilation, groups: int, input_shape) -> torch.Tensor:
     """`weight` reordered into the blocked layout oneDNN picks for a convolution of an input of `input_shape`."""
     return torch.ops.mkldnn._reorder_convolution_weight(weight.contiguous(), list(padding), list(stride),
@@ -159,7 +164,7 @@ class FusedStages:
         """
         tensors = (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var)
         key = (id(conv), id(norm), norm.eps) + tuple(
-            (t.data_ptr(), -1 if t.is_inference() else t._version) for t in tensors if t is not None)
+            (t.data_ptr(), version(t)) for t in tensors if t is not None)
         layout = ("packed", tuple(x.shape)) if packed else ("plain", _is_channels_last(x))
         entry = self._cache.get(name)
         if entry is None or entry["key"] != key or entry["layout"] != layout:

@@ -13,7 +13,7 @@ Mask R-CNN mask head 1.9x faster than on NCHW maps.
 import torch
 from torch import nn
 
-from .fuse import onednn_fusion_available, pack_weight
+from .fuse import onednn_fusion_available, pack_weight, version
 
 
 def packed_inference_applies(module: nn.Module, x: torch.Tensor) -> bool:
@@ -24,10 +24,6 @@ def packed_inference_applies(module: nn.Module, x: torch.Tensor) -> bool:
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in module.parameters())):
         return False
     return x.dim() == 4 and onednn_fusion_available(x)
-
-
-def _version(tensor: torch.Tensor) -> int:
-    return -1 if tensor.is_inference() else tensor._version
 
 
 class PackedConv2d(nn.Conv2d):
@@ -43,7 +39,7 @@ class PackedConv2d(nn.Conv2d):
 
     def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         """The weight packed for `x`'s shape, from the cache unless the weight or the shape changed."""
-        key = (self.weight.data_ptr(), _version(self.weight), tuple(x.shape))
+        key = (self.weight.data_ptr(), version(self.weight), tuple(x.shape))
         cached = self.__dict__.get("_packed")
         if cached is None or cached[0] != key:
             with torch.no_grad():
