@@ -1,6 +1,8 @@
 """Normalisation layers chosen by name, and the conversion of BatchNorm into frozen BatchNorm."""
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
@@ -20,8 +22,20 @@ def make_norm(norm: str, channels: int) -> nn.Module:
     if norm == "sync_bn":
         return nn.SyncBatchNorm(channels)
     if norm == "gn":
-        return nn.GroupNorm(math.gcd(GN_GROUPS, channels), channels)
+        return GroupNorm(math.gcd(GN_GROUPS, channels), channels)
     raise ValueError(f"norm={norm!r} is not supported; choose one of {', '.join(NORMS)}")
+
+
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm that normalises channels-last CPU maps in NCHW and gives them back channels-last: torch's
+    channels-last CPU kernels measured 4-6x slower, forward and backward, on batches of 7x7 RoIs (2-core AVX2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dim() != 4 or x.is_contiguous() \
+                or not x.is_contiguous(memory_format=torch.channels_last):
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        out = F.group_norm(x.contiguous(), self.num_groups, self.weight, self.bias, self.eps)
+        return out.contiguous(memory_format=torch.channels_last)
 
 
 def freeze_batchnorm(module: nn.Module) -> nn.Module:

@@ -119,8 +119,8 @@ def faster_rcnn(
                 resizes and maps the outputs back to the original size.
             fast_inference (True): CPU inference speed-ups, see `set_fast_inference`.
             anchor_sizes ((32, 64, 128, 256, 512): one per level for FPN, all on C4), aspect_ratios ((0.5, 1, 2)).
-            FPN only: fpn_channels (256), representation_size (1024), box_head ("2fc": TwoMLPHead; "4conv1fc":
-                four 3x3 GroupNorm convs fpn_channels wide, then one fc).
+            FPN only: fpn_channels (256), representation_size (1024), box_head ("2fc": TwoMLPHead; "2conv1fc" /
+                "4conv1fc": two / four 3x3 GroupNorm convs fpn_channels wide, then one fc).
             torchvision's FasterRCNN options: rpn_pre_nms_top_n_train/test, rpn_post_nms_top_n_train/test,
                 rpn_batch_size_per_image, box_batch_size_per_image, box_detections_per_img, box_score_thresh,
                 box_nms_thresh, and the other rpn_* / box_* thresholds, bbox_reg_weights.

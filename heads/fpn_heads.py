@@ -17,27 +17,28 @@ from backbones.norm import make_norm
 
 from .roi_align import MultiScaleRoIAlign
 
-BOX_HEADS = ("2fc", "4conv1fc")
+BOX_HEADS = ("2fc", "2conv1fc", "4conv1fc")
 ROI_LEVELS = ["0", "1", "2", "3"]
 BOX_RESOLUTION = 7
 MASK_RESOLUTION = 14
 SAMPLING_RATIO = 2
-BOX_HEAD_CONVS = 4
+CONV_BOX_HEADS = {"2conv1fc": 2, "4conv1fc": 4}  # name: number of 3x3 convs
 # Options of `build_parts` a user may set, for boxes and for masks.
 BOX_OPTIONS = ("anchor_sizes", "aspect_ratios", "fpn_channels", "box_head", "representation_size")
 MASK_OPTIONS = ("mask_head_channels", "mask_head_convs")
 
 
 def make_box_head(box_head: str, channels: int, representation_size: int) -> nn.Module:
-    """The box head on 7x7 RoIs: "2fc" (torchvision's TwoMLPHead) or "4conv1fc" (four 3x3 GroupNorm convs, one fc).
+    """The box head on 7x7 RoIs: "2fc" (torchvision's TwoMLPHead), or "2conv1fc" / "4conv1fc" (two / four 3x3
+    GroupNorm convs, then one fc: torchvision's FastRCNNConvFCHead).
 
     Raises:
         ValueError: `box_head` is not one of `BOX_HEADS`.
     """
     if box_head == "2fc":
         return TwoMLPHead(channels * BOX_RESOLUTION**2, representation_size)
-    if box_head == "4conv1fc":
-        return FastRCNNConvFCHead((channels, BOX_RESOLUTION, BOX_RESOLUTION), [channels] * BOX_HEAD_CONVS,
+    if box_head in CONV_BOX_HEADS:
+        return FastRCNNConvFCHead((channels, BOX_RESOLUTION, BOX_RESOLUTION), [channels] * CONV_BOX_HEADS[box_head],
                                   [representation_size], norm_layer=partial(make_norm, "gn"))
     raise ValueError(f"box_head={box_head!r} is not supported; choose one of {', '.join(BOX_HEADS)}")
 
@@ -56,7 +57,7 @@ def build_parts(
         anchor_sizes: one anchor size per pyramid level P2-P6.
         aspect_ratios: anchor aspect ratios (height / width) at every level.
         fpn_channels: channels of every pyramid level.
-        box_head: "2fc" or "4conv1fc".
+        box_head: "2fc", "2conv1fc" or "4conv1fc".
         representation_size: width of the box head's fully connected layers.
         mask_head_channels: width of the mask head's convs and of its deconv.
         mask_head_convs: number of 3x3 convs of the mask head.
@@ -74,13 +75,14 @@ def build_parts(
         backbone=backbone,
         rpn_anchor_generator=anchors,
         rpn_head=RPNHead(fpn_channels, anchors.num_anchors_per_location()[0]),
-        box_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, BOX_RESOLUTION, SAMPLING_RATIO),
+        box_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, BOX_RESOLUTION, SAMPLING_RATIO,
+                                        channels_last=box_head in CONV_BOX_HEADS),
         box_head=make_box_head(box_head, fpn_channels, representation_size),
         box_predictor=FastRCNNPredictor(representation_size, num_classes),
     )
     if with_masks:
         parts.update(
-            mask_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, MASK_RESOLUTION, SAMPLING_RATIO),
+            mask_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, MASK_RESOLUTION, SAMPLING_RATIO, channels_last=True),
             mask_head=MaskRCNNHeads(fpn_channels, [mask_head_channels] * mask_head_convs, 1),
             mask_predictor=MaskRCNNPredictor(mask_head_channels if mask_head_convs else fpn_channels,
                                              mask_head_channels, num_classes),

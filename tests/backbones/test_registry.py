@@ -71,6 +71,22 @@ def test_norm_choices(norm, kind):
     assert isinstance(model.layer1[0].bn1, kind)
 
 
+def test_group_norm_keeps_channels_last_maps_channels_last():
+    torch.manual_seed(0)
+    norm = backbones.norm.make_norm("gn", 64)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(6, 64, 7, 7)
+    plain = x.clone().requires_grad_()
+    channels_last = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    want, got = torch.nn.functional.group_norm(plain, 32, norm.weight, norm.bias), norm(channels_last)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want)
+    grad = torch.randn(6, 64, 7, 7)
+    torch.testing.assert_close(torch.autograd.grad(got, channels_last, grad)[0],
+                               torch.autograd.grad(want, plain, grad)[0])
+
+
 def test_frozen_bn_is_constant_in_training():
     model = backbones.create_backbone("resnet18", norm="frozen_bn").train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -52,10 +52,11 @@ def test_c4_heads_run_res5_on_14x14_rois(fast_options):
     assert model.rpn.head.cls_logits.out_channels == 15
 
 
-def test_fpn_heads_options(fast_options):
-    options = dict(fast_options("mask_rcnn", "fpn"), box_head="4conv1fc", anchor_sizes=(16, 32, 64, 128, 256))
+@pytest.mark.parametrize("box_head, convs", [("2conv1fc", 2), ("4conv1fc", 4)])
+def test_fpn_heads_options(fast_options, box_head, convs):
+    options = dict(fast_options("mask_rcnn", "fpn"), box_head=box_head, anchor_sizes=(16, 32, 64, 128, 256))
     model = heads.mask_rcnn("resnet18", num_classes=3, **options)
-    assert len(model.roi_heads.box_head) == 4 + 3
+    assert len(model.roi_heads.box_head) == convs + 3
     assert isinstance(model.roi_heads.box_head[0][1], torch.nn.GroupNorm)
     assert len(model.roi_heads.mask_head) == 2
     assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
@@ -79,7 +80,7 @@ def test_fpn_backbone_is_the_one_create_fpn_backbone_builds():
 
 @pytest.mark.parametrize("kwargs,named", [
     (dict(neck="c5"), "'c5'.*fpn, c4"),
-    (dict(box_head="3fc"), "'3fc'.*2fc, 4conv1fc"),
+    (dict(box_head="3fc"), "'3fc'.*2fc, 2conv1fc, 4conv1fc"),
     (dict(roi_size=7), "roi_size.*valid options: norm, frozen_stages"),
     (dict(neck="c4", fpn_channels=64), "fpn_channels"),
     (dict(mask_head_convs=2), "mask_head_convs"),

@@ -102,8 +102,10 @@ def test_inference_is_torchvision_bit_for_bit():
         assert torch.equal(ours(maps, image_boxes, [(80, 96)]), reference(maps, image_boxes, [(80, 96)]))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("output_size", [7, 14])
-def test_multiscale_roi_align_matches_torchvision_on_four_levels(output_size, without_torchvision_kernel):
+def test_multiscale_roi_align_matches_torchvision_on_four_levels(output_size, channels_last,
+                                                                 without_torchvision_kernel):
     generator = torch.Generator().manual_seed(0)
     names, image_shapes = ["0", "1", "2", "3"], [(128, 160), (120, 160)]
     features = {name: torch.randn(2, 8, 128 >> level, 160 >> level, generator=generator)
@@ -113,7 +115,7 @@ def test_multiscale_roi_align_matches_torchvision_on_four_levels(output_size, wi
     corners = torch.rand(2, 24, 2, generator=generator) * 150 - 10
     boxes = [torch.cat([c, c + s], dim=1) for c, s in zip(corners, sides)]
     # canonical scale 56: boxes under 28 pixels pool from P2, from 112 on from P5
-    ours = MultiScaleRoIAlign(names, output_size, 2, canonical_scale=56)
+    ours = MultiScaleRoIAlign(names, output_size, 2, canonical_scale=56, channels_last=channels_last)
     reference = torchvision.ops.MultiScaleRoIAlign(names, output_size, 2, canonical_scale=56)
     maps = {name: level.requires_grad_() for name, level in features.items()}
 
@@ -125,8 +127,10 @@ def test_multiscale_roi_align_matches_torchvision_on_four_levels(output_size, wi
     expected = pooled_and_grads(reference)
     assert len(set(reference.map_levels(boxes).tolist())) == 4
     without_torchvision_kernel()
-    assert_same(pooled_and_grads(ours), expected)
+    actual = pooled_and_grads(ours)
+    assert_same(actual, expected)
     assert ours.scales == reference.scales
+    assert actual[0].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def test_multiscale_roi_align_is_a_drop_in():

@@ -7,7 +7,6 @@ import backbones
 import heads
 from workbench.benchmarks.detector_inference import randomise_batchnorm, realistic_predictors
 
-
 # fast_inference folds BatchNorm and reorders sums: boxes move by float rounding, amplified by box decoding
 TOLERANCES = {False: dict(rtol=1e-5, atol=1e-5), True: dict(rtol=1e-4, atol=2e-3)}
 

@@ -6,7 +6,8 @@ Every model holds the same weights: torchvision's initialisation with randomised
 torchvision's use frozen BatchNorm, as torchvision's detectors do; timm keeps its BatchNorm2d in eval and gets frozen
 BatchNorm (`timm.layers.freeze_batch_norm_2d`) for training. "ours, unfused" is ours with `set_fused(False)`: the
 modules as they are, the path our optimisations are tested against. The runs alternate after warm-up and the table
-shows medians; the outputs of the last round are compared.
+shows medians; the outputs of the last round are compared. "MiB" is the memory of each model's first call above what
+was in use before it (`timing.peak_memory_mib`), the folded weights that ours builds and keeps included.
 
 With `--device cuda` everything runs in channels_last under fp16 autocast with cudnn.benchmark on.
 """
@@ -29,6 +30,7 @@ from workbench.benchmarks.timing import (
     max_abs_difference,
     max_relative_difference,
     medians,
+    peak_memory_mib,
     table,
     write_report,
 )
@@ -45,7 +47,8 @@ PEERS = ("torchvision", "timm")
 COLUMNS = {"model": "model", "mode": "mode", "batch": "batch", "ours_ms": "ours ms", "unfused_ms": "unfused ms",
            "torchvision_ms": "torchvision ms", "timm_ms": "timm ms", "torchvision_ratio": "torchvision/ours",
            "timm_ratio": "timm/ours", "torchvision_max_abs_diff": "max|diff| tv",
-           "timm_max_abs_diff": "max|diff| timm", "max_rel_diff": "max rel diff", "rounds": "rounds"}
+           "timm_max_abs_diff": "max|diff| timm", "max_rel_diff": "max rel diff", "ours_peak_mib": "ours MiB",
+           "torchvision_peak_mib": "torchvision MiB", "timm_peak_mib": "timm MiB", "rounds": "rounds"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -184,6 +187,7 @@ def time_configuration(args, name: str, mode: str, batch: int, models: dict, dev
         start = time.perf_counter()
         runs[COMPILED]()
         compile_seconds = time.perf_counter() - start
+    peak = {label: peak_memory_mib(run, device)[1] for label, run in runs.items()}
     rounds = rounds_for(args, name, batch)
     synchronize = torch.cuda.synchronize if args.device == "cuda" else None
     times, outputs = alternate(runs, rounds, args.warmup, desc=f"{name} {mode} batch {batch}", synchronize=synchronize)
@@ -200,6 +204,8 @@ def time_configuration(args, name: str, mode: str, batch: int, models: dict, dev
         row[f"{key}_max_rel_diff"] = max_relative_difference(outputs[OURS], outputs[peer])
     row["max_rel_diff"] = max(row[f"{peer}_max_rel_diff"] for peer in PEERS)
     row["rounds"] = rounds
+    for label, key in ((OURS, "ours"), *((peer, peer) for peer in PEERS)):
+        row[f"{key}_peak_mib"] = peak[label]
     row["fused_cache_mib"] = models[OURS].fused_cache_bytes / 2 ** 20
     if args.compile:
         row.update(compiled_ms=1000 * seconds[COMPILED], compiled_ratio=seconds["torchvision"] / seconds[COMPILED],

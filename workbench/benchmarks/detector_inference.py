@@ -7,6 +7,8 @@ distinct boxes per image and, at torchvision's score threshold 0.05, each image 
 of spread-out scores, so that the RoI heads, the mask head and mask pasting do the work a busy image gives them.
 
 Ours runs with its CPU inference speed-ups (`heads.set_fast_inference`, the default); "ours, exact" without them.
+"peak MiB" is the memory of each model's first call above what was in use before it (`timing.peak_memory_mib`),
+the folded and packed weights that ours builds and keeps included.
 """
 import argparse
 import copy
@@ -19,7 +21,15 @@ import torchvision
 
 import backbones
 import heads
-from workbench.benchmarks.timing import alternate, machine_line, max_abs_difference, medians, table, write_report
+from workbench.benchmarks.timing import (
+    alternate,
+    machine_line,
+    max_abs_difference,
+    medians,
+    peak_memory_mib,
+    table,
+    write_report,
+)
 
 TORCHVISION_BUILDERS = {"mask_rcnn": "maskrcnn_resnet50_fpn", "faster_rcnn": "fasterrcnn_resnet50_fpn"}
 
@@ -95,9 +105,10 @@ def benchmark_detector_inference(args: argparse.Namespace) -> list[dict]:
         for kind in args.kinds:
             ours, reference = detector_pair(kind, settings, Path(folder))
             exact = heads.set_fast_inference(copy.deepcopy(ours), False)
-            times, outputs = alternate({"ours": lambda: ours(images), "exact": lambda: exact(images),
-                                        "torchvision": lambda: reference(images)},
-                                       repeats=args.repeats, warmup=args.warmup, desc=kind)
+            runs = {"ours": lambda: ours(images), "exact": lambda: exact(images),
+                    "torchvision": lambda: reference(images)}
+            peak = {label: peak_memory_mib(run)[1] for label, run in runs.items()}
+            times, outputs = alternate(runs, repeats=args.repeats, warmup=args.warmup, desc=kind)
             seconds = medians(times)
             rows.append(dict(case=f"{kind} R50-FPN, {args.images} x {args.width}x{args.height}",
                              detections=sum(len(o["scores"]) for o in outputs["ours"]),
@@ -106,6 +117,7 @@ def benchmark_detector_inference(args: argparse.Namespace) -> list[dict]:
                              exact_ratio=seconds["torchvision"] / seconds["exact"],
                              **detection_differences(outputs["ours"], outputs["torchvision"]),
                              exact_max_diff=max_abs_difference(outputs["exact"], outputs["torchvision"]),
+                             ours_peak_mib=peak["ours"], torchvision_peak_mib=peak["torchvision"],
                              samples=times))
     print(table(rows))
     write_report(rows, args.output_dir, "detector-inference", lines=[machine_line()], options=vars(args))

@@ -13,9 +13,10 @@ Rows (`--models`):
         the architectures differ (narrower FPN and heads), so only the ratio is shown.
 
 The optimizer is training's (`build_optimizer`, default solver) at lr=0: momentum and weight decay are computed, and
-every step starts from the same weights. `--device cuda` trains under fp16 autocast with a GradScaler, channels_last
-and cudnn.benchmark, and reports the peak memory of each model's step above what is allocated before it (not
-measured on the CPU). The GPU throughput target, Mask R-CNN R50-FPN with AMP at batch 8 on COCO-sized images:
+every step starts from the same weights. "step MiB" is the peak memory of each model's first step above what was in
+use before it (`timing.peak_memory_mib`: resident memory on the CPU, allocated CUDA memory on a GPU). `--device cuda`
+trains under fp16 autocast with a GradScaler, channels_last and cudnn.benchmark. The GPU throughput target, Mask
+R-CNN R50-FPN with AMP at batch 8 on COCO-sized images:
 
     python tools/benchmark.py detector-train --device cuda --models r50-fpn --images 8 --height 800 --width 1088
 """
@@ -36,6 +37,7 @@ from workbench.benchmarks.timing import (
     max_abs_difference,
     max_relative_difference,
     medians,
+    peak_memory_mib,
     table,
     write_report,
 )
@@ -133,19 +135,6 @@ def training_step(model: torch.nn.Module, batch: tuple, device: torch.device, se
     return step
 
 
-def step_memory_mib(step: Callable[[], dict], device: torch.device) -> float | None:
-    """The most CUDA memory one more call of `step` allocates above what is allocated before it (activations,
-    gradients, workspaces; not the weights both models keep); None on the CPU."""
-    if device.type != "cuda":
-        return None
-    torch.cuda.synchronize()
-    resident = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    step()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - resident) / 2 ** 20
-
-
 def to_device(batch: tuple, device: torch.device) -> tuple:
     """The (images, targets) batch with every tensor on `device`."""
     images, targets = batch
@@ -162,7 +151,9 @@ def time_pair(args: argparse.Namespace, name: str, ours: torch.nn.Module, refere
     batch = to_device(batch, device)
     runs = {label: training_step(model.to(device, memory_format=memory_format), batch, device, args.seed)
             for label, model in (("ours", ours), ("torchvision", reference))}
-    first = {label: run() for label, run in runs.items()}
+    first, peak = {}, {}
+    for label, run in runs.items():
+        first[label], peak[label] = peak_memory_mib(run, device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else None
     times, _ = alternate(runs, args.repeats, args.warmup, desc=name, synchronize=synchronize)
     seconds = medians(times)
@@ -172,8 +163,7 @@ def time_pair(args: argparse.Namespace, name: str, ours: torch.nn.Module, refere
                 ratio=seconds["torchvision"] / seconds["ours"],
                 max_abs_diff=max_abs_difference(first["ours"], first["torchvision"]) if compare else None,
                 max_rel_diff=max_relative_difference(first["ours"], first["torchvision"]) if compare else None,
-                ours_step_mib=step_memory_mib(runs["ours"], device),
-                torchvision_step_mib=step_memory_mib(runs["torchvision"], device),
+                ours_step_mib=peak["ours"], torchvision_step_mib=peak["torchvision"],
                 losses={label: {key: float(value) for key, value in losses.items()} for label, losses in first.items()},
                 samples=times)
 
@@ -186,13 +176,14 @@ def benchmark_detector_train(args: argparse.Namespace) -> list[dict]:
         torch.backends.cudnn.benchmark = True
     cuda = args.device == "cuda"
     setting = "fp16 autocast + GradScaler, channels_last, cudnn.benchmark" if cuda else "fp32"
-    memory = "peak CUDA memory of a step above the resident" if cuda else "not measured on the CPU"
+    memory = "peak CUDA memory" if cuda else "peak resident memory"
     lines = [machine_line(), (
         f"workload: one training step (forward, backward of the summed losses, SGD step at lr=0, zero_grad) on "
         f"{args.device} ({setting}); r50-fpn: {args.images} random {args.width}x{args.height} images, torchvision's "
         f"weights in both, seed reset before every step, first-step losses compared; demo: {args.images} shapes of "
-        f"{DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory}; median of {args.repeats} alternating "
-        f"steps after {args.warmup} warm-up; ratio = torchvision s / ours s")]
+        f"{DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory} of the first step above what was in "
+        f"use before it; median of {args.repeats} alternating steps after {args.warmup} warm-up; ratio = "
+        f"torchvision s / ours s")]
     print(*lines, sep="\n", flush=True)
     builders = {"r50-fpn": (r50_pair, "Mask R-CNN R50-FPN, torchvision settings"),
                 "demo": (demo_pair, "demo R18-FPN vs torchvision R18-FPN (ratio only)")}

@@ -10,6 +10,8 @@ Example:
     print(table(rows))
     write_report(rows, "output/benchmarks", "backbone", lines=[machine_line()])
 """
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -75,6 +77,53 @@ def alternate(runs: Mapping[str, Callable[[], object]], repeats: int, warmup: in
             if round_index >= warmup:
                 times[name].append(time.perf_counter() - start)
     return times, outputs
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+PROC_STATUS, PROC_CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int:
+    for line in PROC_STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _return_freed_memory() -> None:
+    """Makes freed memory leave the resident set: large blocks are mapped and unmapped one by one (glibc's threshold
+    fixed at 128 KiB, so it does not grow after frees), and the heap's free top is trimmed."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+        libc.malloc_trim(0)
+
+
+def peak_memory_mib(run: Callable[[], object], device: torch.device | str = "cpu") -> tuple[object, float | None]:
+    """Calls `run` once; returns its output and the most memory it held above what was in use before it.
+
+    On CUDA: the peak of allocated CUDA memory above the allocated before. On the CPU (Linux): the peak resident set
+    size (VmHWM, reset before the call) above the resident set before it, once freed memory has been returned to
+    the system, so that what an earlier run freed does not hide this one's needs. Caches that `run` builds and keeps
+    (folded or packed weights) count, as they are held at the peak. None where neither can be measured.
+    """
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        output = run()
+        torch.cuda.synchronize()
+        return output, (torch.cuda.max_memory_allocated() - before) / 2 ** 20
+    if not (PROC_STATUS.is_file() and PROC_CLEAR_REFS.is_file()):
+        return run(), None
+    _return_freed_memory()
+    before = _status_kib("VmRSS")
+    try:
+        PROC_CLEAR_REFS.write_text("5")  # resets VmHWM to the current resident set
+    except OSError:
+        return run(), None
+    output = run()
+    return output, (_status_kib("VmHWM") - before) / 1024
 
 
 def medians(times: Mapping[str, Sequence[float]]) -> dict[str, float]:

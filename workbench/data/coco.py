@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
@@ -39,7 +40,7 @@ def clip_box(bbox: list[float], width: int, height: int) -> tuple[np.ndarray, bo
 
 
 def decode_segmentation(segmentation: list | dict, height: int, width: int) -> np.ndarray:
-    """The uint8 [H, W] mask of polygons, an uncompressed RLE or a compressed RLE."""
+    """The uint8 [H, W] mask (C-contiguous) of polygons, an uncompressed RLE or a compressed RLE."""
     if isinstance(segmentation, list):
         if not segmentation:
             return np.zeros((height, width), dtype=np.uint8)
@@ -48,7 +49,9 @@ def decode_segmentation(segmentation: list | dict, height: int, width: int) -> n
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
         rle = segmentation
-    return mask_utils.decode(rle)
+    # pycocotools decodes column by column (Fortran order); every later step (flip, area, stacking, tensors) runs
+    # faster on rows, and cv2 transposes 5x faster than numpy's copy
+    return cv2.transpose(mask_utils.decode(rle).T)
 
 
 class CocoDetection(torch.utils.data.Dataset):

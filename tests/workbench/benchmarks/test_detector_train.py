@@ -26,7 +26,7 @@ def test_same_weights_give_the_same_first_step_and_the_demo_pair_runs(tmp_path, 
     assert set(r50["losses"]["ours"]) == set(r50["losses"]["torchvision"])
     assert r50["max_rel_diff"] <= 1e-4  # random weights give losses in the hundreds
     assert "loss_mask" in r50["losses"]["ours"] and r50["ratio"] > 0
-    assert r50["ours_step_mib"] is None  # no memory measurement on the CPU
+    assert r50["ours_step_mib"] > 0 and r50["torchvision_step_mib"] > 0  # resident memory on the CPU (Linux)
     assert demo["max_abs_diff"] is None and demo["ratio"] > 0 and demo["images"] == 1
 
 

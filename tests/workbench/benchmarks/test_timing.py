@@ -39,6 +39,17 @@ def test_differences_of_nested_outputs():
     assert timing.max_abs_difference(torch.zeros(2), torch.zeros(3)) == float("inf")
 
 
+@pytest.mark.skipif(not timing.PROC_CLEAR_REFS.is_file(), reason="needs Linux' /proc/self/clear_refs")
+def test_peak_memory_is_what_a_call_holds_at_once_not_what_earlier_calls_freed():
+    def hold(megabytes: int, at_once: int) -> int:
+        blocks = [torch.ones(megabytes * 2**18) for _ in range(at_once)]  # 2**18 float32 = 1 MiB
+        return len(blocks)
+
+    assert timing.peak_memory_mib(lambda: hold(64, 2))[1] == pytest.approx(128, abs=16)
+    output, peak = timing.peak_memory_mib(lambda: hold(32, 1))
+    assert output == 1 and peak == pytest.approx(32, abs=8)
+
+
 def test_write_report_writes_json_and_markdown(tmp_path):
     rows = [dict(case="x", ours_ms=1.5, ratio=1.3456, samples=[1.0, 2.0]), dict(case="y", ours_ms=250.0, ratio=0.9,
                                                                                  samples=[3.0])]
@@ -65,6 +76,7 @@ def test_backbone_case_runs_end_to_end(tmp_path, monkeypatch, capsys):
     for row in rows:
         assert row["torchvision_max_rel_diff"] <= 1e-5 and row["timm_max_rel_diff"] <= 1e-5
         assert row["unfused_max_rel_diff"] <= 1e-5 and row["torchvision_ratio"] > 0
+        assert row["ours_peak_mib"] >= 0 and row["torchvision_peak_mib"] >= 0
     assert (tmp_path / "backbone.md").read_text().startswith("machine: ")
 
 
