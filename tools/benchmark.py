@@ -15,6 +15,8 @@ Examples:
     python tools/benchmark.py detector-train --device cuda --models r50-fpn --images 8 --height 800 --width 1088
     python tools/benchmark.py data
     python tools/benchmark.py data --sizes 640 --workers 2
+    python tools/benchmark.py demo
+    python tools/benchmark.py demo --models ours --eval-period 60 solver.max_iter=600
     python tools/benchmark.py annotation-memory --size-mb 200 --output-dir output/benchmarks
 """
 import argparse
@@ -43,6 +45,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     roi_align = commands.add_parser("roi-align", help="multi-scale RoIAlign on CPU, forward and backward, vs "
                                     "torchvision's at the demo's and R50-FPN Mask R-CNN's shapes")
     workbench.benchmarks.roi_align.add_arguments(roi_align)
+    demo = commands.add_parser("demo", help="time to the demo's AP: our demo detector vs torchvision's Mask R-CNN "
+                               "R18-FPN, trained alike")
+    workbench.benchmarks.demo_time.add_arguments(demo)
     memory = commands.add_parser("annotation-memory", help="peak memory of loading a large annotation file: ours vs "
                                  "pycocotools, each in a fresh process")
     memory.add_argument("--size-mb", type=float, default=200, help="size of the synthetic COCO instances file in MiB")

@@ -1,6 +1,6 @@
 """Speed of ours against the peer library, side by side in one process: backbones, detector inference and training
-steps, the detection data pipeline, COCO evaluation; and the memory of loading a large annotation file. The command
-line is `tools/benchmark.py`.
+steps, the detection data pipeline, COCO evaluation, the time to the demo's AP; and the memory of loading a large
+annotation file. The command line is `tools/benchmark.py`.
 
 Every case starts with the machine line (`timing.machine_line`), prints a table of times and the ratio peer/ours,
 and writes `<case>.json` and `<case>.md` to `--output-dir`; `timing` holds what they share.
@@ -12,6 +12,7 @@ from workbench.benchmarks import (
     backbone,
     coco_eval,
     data_pipeline,
+    demo_time,
     detector_inference,
     detector_train,
     roi_align,
@@ -29,6 +30,8 @@ def run_benchmark(args: argparse.Namespace) -> list[dict]:
         coco_eval.print_coco_eval_table(rows)
     elif args.command == "detector-inference":
         rows = detector_inference.benchmark_detector_inference(args)
+    elif args.command == "demo":
+        rows = demo_time.benchmark_demo(args)
     elif args.command == "roi-align":
         rows = roi_align.benchmark_roi_align(args)
     elif args.command == "annotation-memory":

@@ -111,10 +111,16 @@ def demo_pair(args: argparse.Namespace, folder: Path) -> tuple[torch.nn.Module, 
     dataset = CocoDetection(paths["train_images"], paths["train_annotations"], transforms=build_transforms(True))
     batch = collate_fn([dataset[i] for i in range(args.images)])
     ours = build_model(load_config(DETECTION_DEFAULTS, args.config), torch.device("cpu"))
-    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
-    reference = MaskRCNN(backbone, num_classes=ours.num_classes, min_size=DEMO_SIZE, max_size=DEMO_SIZE,
-                         **TORCHVISION_CPU_SETTINGS)
-    return ours, reference, batch
+    return ours, torchvision_demo_detector(ours.num_classes), batch
+
+
+def torchvision_demo_detector(num_classes: int) -> MaskRCNN:
+    """torchvision's Mask R-CNN R18-FPN from scratch (trainable BatchNorm) for the demo's 128 px shapes, at CPU
+    settings: the peer of our demo detector."""
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5,
+                                   norm_layer=torch.nn.BatchNorm2d)
+    return MaskRCNN(backbone, num_classes=num_classes, min_size=DEMO_SIZE, max_size=DEMO_SIZE,
+                    **TORCHVISION_CPU_SETTINGS)
 
 
 def training_step(model: torch.nn.Module, batch: tuple, device: torch.device, seed: int) -> Callable[[], dict]:

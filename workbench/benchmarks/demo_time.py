@@ -1,0 +1,94 @@
+"""Time to the demo's AP: the demo's training run (configs/mask_rcnn_r18_fpn_shapes_cpu.yaml) of our detector
+against the same run of torchvision's Mask R-CNN R18-FPN (`detector_train.torchvision_demo_detector`).
+
+Both train on the same generated shapes with the same solver, batches and seed, and are evaluated every
+`--eval-period` iterations (and at the end) with the 12 COCO numbers. A model's time to the AP is its training time,
+the seconds per iteration the trainer logs (evaluations left out), up to the first evaluation at which box AP >=
+`--box-ap` and mask AP >= `--mask-ap`; the ratio is torchvision's over ours, where both got there. Each run takes
+minutes (the whole demo's training); the runs go one after the other, never side by side.
+"""
+import argparse
+from pathlib import Path
+
+import torch
+
+from workbench.benchmarks.detector_train import DEMO_CONFIG, torchvision_demo_detector
+from workbench.benchmarks.timing import machine_line, table, write_report
+from workbench.config.loader import load_config
+from workbench.config.schemas import DETECTION_DEFAULTS
+from workbench.engine import trainer
+from workbench.engine.metrics import read_metrics
+from workbench.tasks.detection import DetectionTask, build_datasets
+
+MODELS = ("ours", "torchvision")
+COLUMNS = {"model": "model", "time_to_ap_s": "time to AP s", "iteration": "at iteration", "box_ap": "box AP there",
+           "mask_ap": "mask AP there", "final_box_ap": "final box AP", "final_mask_ap": "final mask AP",
+           "train_s": "training s", "seconds_per_iteration": "s/iteration", "ratio": "torchvision/ours"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the `demo` case."""
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="the demo's config, for both models")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--eval-period", type=int, default=120, help="iterations between evaluations")
+    parser.add_argument("--box-ap", type=float, default=0.80, help="the box AP to reach")
+    parser.add_argument("--mask-ap", type=float, default=0.75, help="the mask AP to reach")
+    parser.add_argument("--output-dir", default="output/benchmarks", help="where demo.json and .md go; the runs go "
+                        "to its demo/ folder")
+    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, for both models")
+
+
+class TorchvisionDemoTask(DetectionTask):
+    """The demo's detection task with torchvision's Mask R-CNN R18-FPN as the model."""
+
+    def build(self, device: torch.device):
+        train_set, val_set, self.paths = build_datasets(self.config)
+        return torchvision_demo_detector(len(train_set.class_names)).to(device), train_set, val_set
+
+
+def time_to_ap(records: list[dict], box_ap: float, mask_ap: float) -> dict:
+    """From a run's metrics records: the training seconds up to the first evaluation reaching both APs (None when
+    none did), that evaluation's iteration and APs, the final APs and the whole training time."""
+    elapsed, last_iteration, reached = 0.0, 0, None
+    evaluations = []
+    for record in records:
+        if record.get("time") is not None:
+            elapsed += record["time"] * (record["iteration"] - last_iteration)
+            last_iteration = record["iteration"]
+        if record.get("bbox/AP") is not None:
+            evaluations.append((record["iteration"], record["bbox/AP"], record.get("segm/AP") or 0.0))
+            if reached is None and evaluations[-1][1] >= box_ap and evaluations[-1][2] >= mask_ap:
+                reached = dict(time_to_ap_s=elapsed, iteration=record["iteration"], box_ap=evaluations[-1][1],
+                               mask_ap=evaluations[-1][2])
+    final = evaluations[-1] if evaluations else (None, None, None)
+    return dict(reached or dict(time_to_ap_s=None, iteration=None, box_ap=None, mask_ap=None),
+                final_box_ap=final[1], final_mask_ap=final[2], train_s=elapsed,
+                seconds_per_iteration=elapsed / last_iteration if last_iteration else None,
+                curve=[dict(iteration=i, box_ap=b, mask_ap=m) for i, b, m in evaluations])
+
+
+def benchmark_demo(args: argparse.Namespace) -> list[dict]:
+    """Trains each model as the demo does, one after the other; prints and writes demo.json and .md."""
+    folder = Path(args.output_dir) / "demo"
+    run = " ".join([Path(args.config).name, *args.overrides])
+    lines = [machine_line(), (
+        f"workload: the demo's training ({run}) of each model on the same shapes, solver and seed, evaluated every "
+        f"{args.eval_period} iterations; time to box AP >= {args.box_ap} and mask AP >= {args.mask_ap} in training "
+        f"seconds (evaluations left out); ratio = torchvision s / ours s")]
+    print(*lines, sep="\n", flush=True)
+    rows = []
+    for model in args.models:
+        config = load_config(DETECTION_DEFAULTS, args.config, args.overrides)
+        config["train"].update(output_dir=str(folder / model), eval_period=args.eval_period)
+        config["data"]["root"] = str(folder / "shapes")
+        task = (DetectionTask if model == "ours" else TorchvisionDemoTask)(config)
+        print(f"training {model} for {config['solver']['max_iter']} iterations", flush=True)
+        trainer.train(task)
+        rows.append(dict(model=model, **time_to_ap(read_metrics(folder / model / "metrics.jsonl"), args.box_ap,
+                                                  args.mask_ap)))
+    times = {row["model"]: row["time_to_ap_s"] for row in rows}
+    if times.get("ours") and times.get("torchvision"):
+        rows[0]["ratio"] = times["torchvision"] / times["ours"]
+    print(table(rows, COLUMNS))
+    write_report(rows, args.output_dir, "demo", lines=lines, columns=COLUMNS, options=vars(args))
+    return rows
