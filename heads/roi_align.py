@@ -108,12 +108,16 @@ def _pooled_bins(input: Tensor, rois: Tensor, output_size: tuple[int, int], spat
     return pooled.view(len(rois), out_h, out_w, channels).permute(0, 3, 1, 2)
 
 
+def _is_channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def _faster_here(input: Tensor, rois: Tensor, output_size: tuple[int, int], sampling_ratio: int) -> bool:
     """Whether `_pooled_bins` handles this call, and faster than torchvision: one that needs the map's gradient, or
     a channels-last map (in inference these come only from a detector's fast path, `heads.set_fast_inference`)."""
     if not (input.device.type == "cpu" and input.dim() == 4 and input.dtype in DTYPES and sampling_ratio > 0):
         return False
-    channels_last = input.is_contiguous(memory_format=torch.channels_last) and not input.is_contiguous()
+    channels_last = _is_channels_last(input)
     if not (torch.is_grad_enabled() and input.requires_grad):
         return channels_last
     n, _, height, width = input.shape
@@ -153,10 +157,11 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
     Levels that no RoI maps to are skipped rather than pooled empty; every RoI maps to one level.
 
     Args:
-        channels_last: on CPU, in training and on channels-last maps, return the pooled RoIs channels-last, the
-            layout `_pooled_bins` makes them in, for the convolutions of a conv head (3x3 convolutions of RoI batches
-            train 1.2-1.6x faster on them on a 2-core AVX2 CPU); a head that flattens the RoIs (torchvision's
-            TwoMLPHead) wants them contiguous (the default).
+        channels_last: return the pooled RoIs channels-last when the maps are (a detector's fast CPU inference),
+            the layout `_pooled_bins` makes them in, sparing the packed convolutions of a conv head a conversion; a
+            head that flattens the RoIs (torchvision's TwoMLPHead) wants them contiguous (the default). Training
+            keeps them contiguous: channels-last RoIs measured no faster there, and the mask head's backward slower
+            (2-core AVX2).
     """
 
     def __init__(self, featmap_names: list[str], output_size: int | tuple[int, int] | list[int], sampling_ratio: int,
@@ -186,9 +191,6 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
         return result
 
     def _channels_last_output(self, feature: Tensor) -> bool:
-        """Channels-last where asked for, on CPU, when training or when the maps are channels-last already (a
-        detector's fast inference); inference on NCHW maps stays torchvision's to the last bit."""
-        if not self.channels_last or feature.device.type != "cpu":
-            return False
-        training = torch.is_grad_enabled() and feature.requires_grad
-        return training or (feature.is_contiguous(memory_format=torch.channels_last) and not feature.is_contiguous())
+        """Channels-last where asked for, on channels-last CPU maps; inference on NCHW maps stays torchvision's to
+        the last bit."""
+        return self.channels_last and feature.device.type == "cpu" and _is_channels_last(feature)

@@ -117,7 +117,8 @@ def test_multiscale_roi_align_matches_torchvision_on_four_levels(output_size, ch
     # canonical scale 56: boxes under 28 pixels pool from P2, from 112 on from P5
     ours = MultiScaleRoIAlign(names, output_size, 2, canonical_scale=56, channels_last=channels_last)
     reference = torchvision.ops.MultiScaleRoIAlign(names, output_size, 2, canonical_scale=56)
-    maps = {name: level.requires_grad_() for name, level in features.items()}
+    layout = torch.channels_last if channels_last else torch.contiguous_format  # as a detector's fast inference
+    maps = {name: level.contiguous(memory_format=layout).requires_grad_() for name, level in features.items()}
 
     def pooled_and_grads(pooler):
         pooled = pooler(maps, boxes, image_shapes)
@@ -130,7 +131,7 @@ def test_multiscale_roi_align_matches_torchvision_on_four_levels(output_size, ch
     actual = pooled_and_grads(ours)
     assert_same(actual, expected)
     assert ours.scales == reference.scales
-    assert actual[0].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert actual[0].is_contiguous(memory_format=layout)
 
 
 def test_multiscale_roi_align_is_a_drop_in():
