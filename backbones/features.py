@@ -139,7 +139,11 @@ class FeatureExtractor(nn.Module):
                 x = run_stage(stage, x, True)
             else:
                 converted = convert(x, needs_grad((stage,), x))
-                owned = converted is not x or not any(x is o for o in outputs)
+                if converted is not x and outputs and outputs[-1] is x and converted.is_contiguous(
+                        memory_format=memory_format):
+                    outputs[-1], owned = converted, False  # returned as it is read: one copy of the map, not two
+                else:
+                    owned = converted is not x or not any(x is o for o in outputs)
                 x = fusion.stage(name, stage, converted, x_owned=owned)
             if index in self.feature_info.out_indices:
                 outputs.append(x)
