@@ -27,32 +27,7 @@ from workbench import cli
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    backbone = commands.add_parser("backbone", help="our features_only ResNet vs torchvision's IntermediateLayerGetter "
-                                    "and timm's features_only, eval and training")
-    workbench.benchmarks.backbone.add_arguments(backbone)
-    training = commands.add_parser("detector-train", help="Mask R-CNN R50-FPN training step vs torchvision's on the "
-                                   "same weights, and the demo's R18-FPN")
-    workbench.benchmarks.detector_train.add_arguments(training)
-    data = commands.add_parser("data", help="our detection training data pipeline vs torchvision.transforms.v2 "
-                               "over the same shapes files")
-    workbench.benchmarks.data_pipeline.add_arguments(data)
-    evaluation = commands.add_parser("coco-eval", help="COCO evaluation, ours vs pycocotools, bbox and segm")
-    workbench.benchmarks.coco_eval.add_arguments(evaluation)
-    inference = commands.add_parser("detector-inference", help="Faster / Mask R-CNN R50-FPN inference vs torchvision's "
-                                    "models on the same checkpoint")
-    workbench.benchmarks.detector_inference.add_arguments(inference)
-    roi_align = commands.add_parser("roi-align", help="multi-scale RoIAlign on CPU, forward and backward, vs "
-                                    "torchvision's at the demo's and R50-FPN Mask R-CNN's shapes")
-    workbench.benchmarks.roi_align.add_arguments(roi_align)
-    demo = commands.add_parser("demo", help="time to the demo's AP: our demo detector vs torchvision's Mask R-CNN "
-                               "R18-FPN, trained alike")
-    workbench.benchmarks.demo_time.add_arguments(demo)
-    memory = commands.add_parser("annotation-memory", help="peak memory of loading a large annotation file: ours vs "
-                                 "pycocotools, each in a fresh process")
-    memory.add_argument("--size-mb", type=float, default=200, help="size of the synthetic COCO instances file in MiB")
-    memory.add_argument("--seed", type=int, default=0)
-    memory.add_argument("--output-dir", default="output/benchmarks", help="where annotation-memory.json and .md go")
+    workbench.benchmarks.add_cases(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

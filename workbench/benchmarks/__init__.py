@@ -6,6 +6,7 @@ Every case starts with the machine line (`timing.machine_line`), prints a table 
 and writes `<case>.json` and `<case>.md` to `--output-dir`; `timing` holds what they share.
 """
 import argparse
+from collections.abc import Callable
 
 from workbench.benchmarks import (
     annotation_memory,
@@ -19,25 +20,46 @@ from workbench.benchmarks import (
 )
 
 
+def _printing(benchmark: Callable[[argparse.Namespace], list[dict]], print_rows: Callable[[list[dict]], None]
+              ) -> Callable[[argparse.Namespace], list[dict]]:
+    """`benchmark`, then `print_rows` of its rows (for the cases that leave printing their table to the caller)."""
+    def run(args: argparse.Namespace) -> list[dict]:
+        rows = benchmark(args)
+        print_rows(rows)
+        return rows
+    return run
+
+
+# name: (help, add_arguments(parser), run(args) -> rows)
+CASES = {
+    "backbone": ("our features_only ResNet vs torchvision's IntermediateLayerGetter and timm's features_only, eval "
+                 "and training", backbone.add_arguments,
+                 _printing(backbone.benchmark_backbone, backbone.print_table)),
+    "detector-inference": ("Faster / Mask R-CNN R50-FPN inference vs torchvision's models on the same checkpoint",
+                           detector_inference.add_arguments, detector_inference.benchmark_detector_inference),
+    "detector-train": ("Mask R-CNN R50-FPN training step vs torchvision's on the same weights, and the demo's "
+                       "R18-FPN", detector_train.add_arguments, detector_train.benchmark_detector_train),
+    "coco-eval": ("COCO evaluation, ours vs pycocotools, bbox and segm", coco_eval.add_arguments,
+                  _printing(coco_eval.benchmark_coco_eval, coco_eval.print_coco_eval_table)),
+    "data": ("our detection training data pipeline vs torchvision.transforms.v2 over the same shapes files",
+             data_pipeline.add_arguments, data_pipeline.benchmark_data_pipeline),
+    "roi-align": ("multi-scale RoIAlign on CPU, forward and backward, vs torchvision's at the demo's and R50-FPN "
+                  "Mask R-CNN's shapes", roi_align.add_arguments, roi_align.benchmark_roi_align),
+    "demo": ("time to the demo's AP: our demo detector vs torchvision's Mask R-CNN R18-FPN, trained alike",
+             demo_time.add_arguments, demo_time.benchmark_demo),
+    "annotation-memory": ("peak memory of loading a large annotation file: ours vs pycocotools, each in a fresh "
+                          "process", annotation_memory.add_arguments,
+                          _printing(annotation_memory.benchmark_annotation_memory,
+                                    annotation_memory.print_annotation_memory_table)),
+}
+
+
+def add_cases(commands: argparse._SubParsersAction) -> None:
+    """One subcommand per case, with its options."""
+    for name, (help_text, add_arguments, _) in CASES.items():
+        add_arguments(commands.add_parser(name, help=help_text))
+
+
 def run_benchmark(args: argparse.Namespace) -> list[dict]:
     """Runs the case `args.command` names and prints its table; returns its rows."""
-    if args.command == "detector-train":
-        rows = detector_train.benchmark_detector_train(args)
-    elif args.command == "data":
-        rows = data_pipeline.benchmark_data_pipeline(args)
-    elif args.command == "coco-eval":
-        rows = coco_eval.benchmark_coco_eval(args)
-        coco_eval.print_coco_eval_table(rows)
-    elif args.command == "detector-inference":
-        rows = detector_inference.benchmark_detector_inference(args)
-    elif args.command == "demo":
-        rows = demo_time.benchmark_demo(args)
-    elif args.command == "roi-align":
-        rows = roi_align.benchmark_roi_align(args)
-    elif args.command == "annotation-memory":
-        rows = annotation_memory.benchmark_annotation_memory(args)
-        annotation_memory.print_annotation_memory_table(rows)
-    else:
-        rows = backbone.benchmark_backbone(args)
-        backbone.print_table(rows)
-    return rows
+    return CASES[args.command][2](args)

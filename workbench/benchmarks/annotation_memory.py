@@ -163,6 +163,13 @@ def measure_in_child(loader: str, path: Path) -> dict:
     return json.loads(child.stdout.splitlines()[-1])
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the `annotation-memory` case."""
+    parser.add_argument("--size-mb", type=float, default=200, help="size of the synthetic COCO instances file in MiB")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default="output/benchmarks", help="where annotation-memory.json and .md go")
+
+
 def benchmark_annotation_memory(args: argparse.Namespace) -> list[dict]:
     """Prints the machine, writes the synthetic file, measures each loader on it in its own process, and saves the
     rows as JSON and markdown in `args.output_dir`."""
