@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from .freeze import freeze_stages
-from .fuse import FusedStages, _is_channels_last, foldable, needs_grad
+from .fuse import FusedStages, foldable, needs_grad
 from .grad_checkpoint import run_stage
+from .layout import is_channels_last
 
 
 class FeatureInfo:
@@ -128,7 +129,7 @@ class FeatureExtractor(nn.Module):
 
     def _forward_fused(self, x: torch.Tensor) -> list[torch.Tensor]:
         fusion = self._fusion
-        memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+        memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
         convert = fusion.to_preferred_format if foldable(self.bn1) else (lambda t, grad: t)
         x = fusion.stem(self.conv1, self.bn1, convert(x, needs_grad((self.conv1, self.bn1), x)))
         outputs = [x] if 0 in self.feature_info.out_indices else []

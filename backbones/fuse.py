@@ -20,6 +20,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
 
 from .blocks import BasicBlock, Bottleneck
+from .layout import is_channels_last
 
 # (convolution, norm) pairs by attribute name, in the stem and in every block
 CONV_NORM_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
@@ -165,7 +166,7 @@ class FusedStages:
         tensors = (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var)
         key = (id(conv), id(norm), norm.eps) + tuple(
             (t.data_ptr(), version(t)) for t in tensors if t is not None)
-        layout = ("packed", tuple(x.shape)) if packed else ("plain", _is_channels_last(x))
+        layout = ("packed", tuple(x.shape)) if packed else ("plain", is_channels_last(x))
         entry = self._cache.get(name)
         if entry is None or entry["key"] != key or entry["layout"] != layout:
             with torch.no_grad():
@@ -186,7 +187,7 @@ class FusedStages:
         NCHW batches on one thread run faster as a plain matrix product (torch's choice; on channels-last maps that
         product would first copy them to NCHW)."""
         pointwise = conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.dilation == (1, 1)
-        return not pointwise or x.shape[0] >= 16 or torch.get_num_threads() > 1 or _is_channels_last(x)
+        return not pointwise or x.shape[0] >= 16 or torch.get_num_threads() > 1 or is_channels_last(x)
 
     def _conv(self, name: str, conv: nn.Conv2d, norm: nn.Module, x: torch.Tensor, relu: bool,
               residual: torch.Tensor | None = None, residual_owned: bool = False, onednn: bool = False
@@ -272,10 +273,6 @@ class FusedStages:
                 x = self._block_no_grad(f"{name}.{index}", block, pairs, x, x_owned, onednn)
             x_owned = True
         return x
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def needs_grad(modules, x: torch.Tensor) -> bool:

@@ -23,6 +23,8 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
 from torchvision.ops.poolers import _filter_input, _setup_scales
 
+from backbones.layout import is_channels_last
+
 DTYPES = (torch.float32, torch.float64)
 # Below this many samples per map pixel, transposing a map that is not channels-last costs more than it saves:
 # forward and backward break even between 0.25 and 0.5 on 2 AVX2 cores (1 or 2 threads, up to R50's P2 maps).
@@ -108,16 +110,12 @@ def _pooled_bins(input: Tensor, rois: Tensor, output_size: tuple[int, int], spat
     return pooled.view(len(rois), out_h, out_w, channels).permute(0, 3, 1, 2)
 
 
-def _is_channels_last(x: Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
 def _faster_here(input: Tensor, rois: Tensor, output_size: tuple[int, int], sampling_ratio: int) -> bool:
     """Whether `_pooled_bins` handles this call, and faster than torchvision: one that needs the map's gradient, or
     a channels-last map (in inference these come only from a detector's fast path, `heads.set_fast_inference`)."""
     if not (input.device.type == "cpu" and input.dim() == 4 and input.dtype in DTYPES and sampling_ratio > 0):
         return False
-    channels_last = _is_channels_last(input)
+    channels_last = is_channels_last(input)
     if not (torch.is_grad_enabled() and input.requires_grad):
         return channels_last
     n, _, height, width = input.shape
@@ -193,4 +191,4 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
     def _channels_last_output(self, feature: Tensor) -> bool:
         """Channels-last where asked for, on channels-last CPU maps; inference on NCHW maps stays torchvision's to
         the last bit."""
-        return self.channels_last and feature.device.type == "cpu" and _is_channels_last(feature)
+        return self.channels_last and feature.device.type == "cpu" and is_channels_last(feature)

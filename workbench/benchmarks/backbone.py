@@ -204,8 +204,7 @@ def time_configuration(args, name: str, mode: str, batch: int, models: dict, dev
         row[f"{key}_max_rel_diff"] = max_relative_difference(outputs[OURS], outputs[peer])
     row["max_rel_diff"] = max(row[f"{peer}_max_rel_diff"] for peer in PEERS)
     row["rounds"] = rounds
-    for label, key in ((OURS, "ours"), *((peer, peer) for peer in PEERS)):
-        row[f"{key}_peak_mib"] = peak[label]
+    row.update(ours_peak_mib=peak[OURS], **{f"{peer}_peak_mib": peak[peer] for peer in PEERS})
     row["fused_cache_mib"] = models[OURS].fused_cache_bytes / 2 ** 20
     if args.compile:
         row.update(compiled_ms=1000 * seconds[COMPILED], compiled_ratio=seconds["torchvision"] / seconds[COMPILED],

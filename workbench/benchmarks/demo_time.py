@@ -18,7 +18,7 @@ from workbench.config.loader import load_config
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import trainer
 from workbench.engine.metrics import read_metrics
-from workbench.tasks.detection import DetectionTask, build_datasets
+from workbench.tasks.detection import DetectionTask
 
 MODELS = ("ours", "torchvision")
 COLUMNS = {"model": "model", "time_to_ap_s": "time to AP s", "iteration": "at iteration", "box_ap": "box AP there",
@@ -41,30 +41,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class TorchvisionDemoTask(DetectionTask):
     """The demo's detection task with torchvision's Mask R-CNN R18-FPN as the model."""
 
-    def build(self, device: torch.device):
-        train_set, val_set, self.paths = build_datasets(self.config)
-        return torchvision_demo_detector(len(train_set.class_names)).to(device), train_set, val_set
+    def make_model(self, device: torch.device) -> torch.nn.Module:
+        return torchvision_demo_detector(self.config["model"]["num_classes"]).to(device)
 
 
 def time_to_ap(records: list[dict], box_ap: float, mask_ap: float) -> dict:
     """From a run's metrics records: the training seconds up to the first evaluation reaching both APs (None when
     none did), that evaluation's iteration and APs, the final APs and the whole training time."""
-    elapsed, last_iteration, reached = 0.0, 0, None
-    evaluations = []
+    elapsed, last_iteration = 0.0, 0
+    reached = dict(time_to_ap_s=None, iteration=None, box_ap=None, mask_ap=None)
+    curve = []
     for record in records:
         if record.get("time") is not None:
             elapsed += record["time"] * (record["iteration"] - last_iteration)
             last_iteration = record["iteration"]
         if record.get("bbox/AP") is not None:
-            evaluations.append((record["iteration"], record["bbox/AP"], record.get("segm/AP") or 0.0))
-            if reached is None and evaluations[-1][1] >= box_ap and evaluations[-1][2] >= mask_ap:
-                reached = dict(time_to_ap_s=elapsed, iteration=record["iteration"], box_ap=evaluations[-1][1],
-                               mask_ap=evaluations[-1][2])
-    final = evaluations[-1] if evaluations else (None, None, None)
-    return dict(reached or dict(time_to_ap_s=None, iteration=None, box_ap=None, mask_ap=None),
-                final_box_ap=final[1], final_mask_ap=final[2], train_s=elapsed,
-                seconds_per_iteration=elapsed / last_iteration if last_iteration else None,
-                curve=[dict(iteration=i, box_ap=b, mask_ap=m) for i, b, m in evaluations])
+            point = dict(iteration=record["iteration"], box_ap=record["bbox/AP"],
+                         mask_ap=record.get("segm/AP") or 0.0)
+            curve.append(point)
+            if reached["time_to_ap_s"] is None and point["box_ap"] >= box_ap and point["mask_ap"] >= mask_ap:
+                reached = dict(time_to_ap_s=elapsed, **point)
+    final = curve[-1] if curve else {}
+    return dict(reached, final_box_ap=final.get("box_ap"), final_mask_ap=final.get("mask_ap"), train_s=elapsed,
+                seconds_per_iteration=elapsed / last_iteration if last_iteration else None, curve=curve)
 
 
 def benchmark_demo(args: argparse.Namespace) -> list[dict]:

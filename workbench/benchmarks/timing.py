@@ -12,6 +12,7 @@ Example:
 """
 import ctypes
 import ctypes.util
+import functools
 import json
 import math
 import os
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+
+from workbench.benchmarks.annotation_memory import resident_mib
 
 
 def cpu_model() -> str:
@@ -83,17 +86,15 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 PROC_STATUS, PROC_CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
 
-def _status_kib(field: str) -> int:
-    for line in PROC_STATUS.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"))  # find_library runs ldconfig: once
 
 
 def _return_freed_memory() -> None:
     """Makes freed memory leave the resident set: large blocks are mapped and unmapped one by one (glibc's threshold
     fixed at 128 KiB, so it does not grow after frees), and the heap's free top is trimmed."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc = _libc()
     if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
         libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
         libc.malloc_trim(0)
@@ -117,13 +118,13 @@ def peak_memory_mib(run: Callable[[], object], device: torch.device | str = "cpu
     if not (PROC_STATUS.is_file() and PROC_CLEAR_REFS.is_file()):
         return run(), None
     _return_freed_memory()
-    before = _status_kib("VmRSS")
+    before = resident_mib()
     try:
         PROC_CLEAR_REFS.write_text("5")  # resets VmHWM to the current resident set
     except OSError:
         return run(), None
     output = run()
-    return output, (_status_kib("VmHWM") - before) / 1024
+    return output, resident_mib("VmHWM") - before
 
 
 def medians(times: Mapping[str, Sequence[float]]) -> dict[str, float]:

@@ -111,7 +111,11 @@ class DetectionTask(Task):
             raise UserError(f"model.num_classes={self.config['model']['num_classes']} but "
                              f"{self.paths['train_annotations']} has {len(train_set.class_names) - 1} categories; set "
                              f"model.num_classes={len(train_set.class_names)} (background included)")
-        return build_model(self.config, device), train_set, val_set
+        return self.make_model(device), train_set, val_set
+
+    def make_model(self, device: torch.device) -> nn.Module:
+        """The detector to train: the config's."""
+        return build_model(self.config, device)
 
     def group_ids(self, train_set: CocoDetection) -> list[int] | None:
         return aspect_ratio_groups(train_set) if self.config["data"]["group_by_aspect_ratio"] else None
