@@ -30,7 +30,7 @@ from tqdm import tqdm
 from workbench.benchmarks import timing
 from workbench.evaluation import coco
 
-DEFAULTS = {"images": 5000, "categories": 3, "gts_per_image": 5, "dets_per_image": 20, "size": 256, "seed": 0,
+DEFAULTS = {"images": 5000, "categories": 3, "gts_per_image": 5, "dets_per_image": 20, "size": 640, "seed": 0,
             "backend": "faster", "repeats": 3, "warmup": 1, "output_dir": "output/benchmarks"}
 
 
