@@ -68,8 +68,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branch(x)
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
+        if self.residual:  # in place, as torchvision's blocks: one map less at the peak
+            out += x if self.downsample is None else self.downsample(x)
         return self.relu(out)
 
 
