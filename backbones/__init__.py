@@ -5,11 +5,12 @@ from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
 from .fuse import fuse_batchnorm
 from .norm import freeze_batchnorm
+from .packed_conv import clear_weight_caches
 from .registry import create_backbone, list_backbones, register_backbone, split_name
 from .resnet import ResNet
 
 __all__ = [
     "BackboneWithFPN", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError", "FeatureExtractor",
-    "FeatureInfo", "ResNet", "create_backbone", "create_fpn_backbone", "freeze_batchnorm", "fuse_batchnorm",
-    "list_backbones", "load_weights", "read_checkpoint", "register_backbone", "split_name",
+    "FeatureInfo", "ResNet", "clear_weight_caches", "create_backbone", "create_fpn_backbone", "freeze_batchnorm",
+    "fuse_batchnorm", "list_backbones", "load_weights", "read_checkpoint", "register_backbone", "split_name",
 ]

@@ -13,7 +13,7 @@ Mask R-CNN mask head 1.9x faster than on NCHW maps.
 import torch
 from torch import nn
 
-from .fuse import onednn_fusion_available, pack_weight, version
+from .fuse import FusedStages, onednn_fusion_available, pack_weight, version
 
 
 def packed_inference_applies(module: nn.Module, x: torch.Tensor) -> bool:
@@ -87,4 +87,19 @@ def pack_convolutions(module: nn.Module, enable: bool = True, skip: tuple[type, 
         module.__class__ = new_class
     for child in module.children():
         pack_convolutions(child, enable, skip)
+    return module
+
+
+def clear_weight_caches(module: nn.Module) -> nn.Module:
+    """Drops the folded and packed weights that fast inference keeps inside `module` (a backbone, an FPN, a
+    detector); the next call that needs them builds them again.
+
+    Returns:
+        `module`.
+    """
+    for child in module.modules():
+        fusion = getattr(child, "_fusion", None)
+        if isinstance(fusion, FusedStages):
+            fusion.clear()
+        child.__dict__.pop("_packed", None)
     return module

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from backbones.packed_conv import PackedConv2d, PackedConvTranspose2d, pack_convolutions
+from backbones import create_backbone
+from backbones.packed_conv import PackedConv2d, PackedConvTranspose2d, clear_weight_caches, pack_convolutions
 
 CONVOLUTIONS = [
     dict(in_channels=8, out_channels=16, kernel_size=3, padding=1),
@@ -95,3 +96,15 @@ def test_skipped_modules_keep_their_convolutions():
     model = nn.Sequential(inner, nn.Conv2d(3, 3, 1))
     pack_convolutions(model, skip=(Skipped,))
     assert type(inner[0]) is nn.Conv2d and type(model[1]) is PackedConv2d
+
+
+def test_clear_weight_caches_drops_packed_and_folded_weights_and_they_come_back():
+    backbone = create_backbone("resnet18", features_only=True).eval()
+    head = pack_convolutions(nn.Conv2d(512, 8, 1))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = head(backbone(x)[-1])
+        assert backbone.fused_cache_bytes > 0 and "_packed" in head.__dict__
+        assert clear_weight_caches(nn.Sequential(backbone, head)) is not None
+        assert backbone.fused_cache_bytes == 0 and "_packed" not in head.__dict__
+        assert torch.equal(head(backbone(x)[-1]), expected)

@@ -6,8 +6,9 @@ Every model holds the same weights: torchvision's initialisation with randomised
 torchvision's use frozen BatchNorm, as torchvision's detectors do; timm keeps its BatchNorm2d in eval and gets frozen
 BatchNorm (`timm.layers.freeze_batch_norm_2d`) for training. "ours, unfused" is ours with `set_fused(False)`: the
 modules as they are, the path our optimisations are tested against. The runs alternate after warm-up and the table
-shows medians; the outputs of the last round are compared. "MiB" is the memory of each model's first call above what
-was in use before it (`timing.peak_memory_mib`), the folded weights that ours builds and keeps included.
+shows medians; the outputs of the last round are compared. "MiB" is the memory of one call above what was in use
+before it, once every model has run and with gradients and folded weights dropped first, so that what ours builds and
+keeps counts (`timing.peak_memory_after_warmup`).
 
 With `--device cuda` everything runs in channels_last under fp16 autocast with cudnn.benchmark on.
 """
@@ -30,7 +31,7 @@ from workbench.benchmarks.timing import (
     max_abs_difference,
     max_relative_difference,
     medians,
-    peak_memory_mib,
+    peak_memory_after_warmup,
     table,
     write_report,
 )
@@ -187,7 +188,7 @@ def time_configuration(args, name: str, mode: str, batch: int, models: dict, dev
         start = time.perf_counter()
         runs[COMPILED]()
         compile_seconds = time.perf_counter() - start
-    peak = {label: peak_memory_mib(run, device)[1] for label, run in runs.items()}
+    _, peak = peak_memory_after_warmup(runs, models, device)
     rounds = rounds_for(args, name, batch)
     synchronize = torch.cuda.synchronize if args.device == "cuda" else None
     times, outputs = alternate(runs, rounds, args.warmup, desc=f"{name} {mode} batch {batch}", synchronize=synchronize)

@@ -7,8 +7,8 @@ distinct boxes per image and, at torchvision's score threshold 0.05, each image 
 of spread-out scores, so that the RoI heads, the mask head and mask pasting do the work a busy image gives them.
 
 Ours runs with its CPU inference speed-ups (`heads.set_fast_inference`, the default); "ours, exact" without them.
-"peak MiB" is the memory of each model's first call above what was in use before it (`timing.peak_memory_mib`),
-the folded and packed weights that ours builds and keeps included.
+"peak MiB" is the memory of one call above what was in use before it, once every model has run and with the folded
+and packed weights dropped first, so that what ours builds and keeps counts (`timing.peak_memory_after_warmup`).
 """
 import argparse
 import copy
@@ -26,7 +26,7 @@ from workbench.benchmarks.timing import (
     machine_line,
     max_abs_difference,
     medians,
-    peak_memory_mib,
+    peak_memory_after_warmup,
     table,
     write_report,
 )
@@ -107,7 +107,7 @@ def benchmark_detector_inference(args: argparse.Namespace) -> list[dict]:
             exact = heads.set_fast_inference(copy.deepcopy(ours), False)
             runs = {"ours": lambda: ours(images), "exact": lambda: exact(images),
                     "torchvision": lambda: reference(images)}
-            peak = {label: peak_memory_mib(run)[1] for label, run in runs.items()}
+            _, peak = peak_memory_after_warmup(runs, {"ours": ours, "exact": exact, "torchvision": reference})
             times, outputs = alternate(runs, repeats=args.repeats, warmup=args.warmup, desc=kind)
             seconds = medians(times)
             rows.append(dict(case=f"{kind} R50-FPN, {args.images} x {args.width}x{args.height}",

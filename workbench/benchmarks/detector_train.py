@@ -13,8 +13,9 @@ Rows (`--models`):
         the architectures differ (narrower FPN and heads), so only the ratio is shown.
 
 The optimizer is training's (`build_optimizer`, default solver) at lr=0: momentum and weight decay are computed, and
-every step starts from the same weights. "step MiB" is the peak memory of each model's first step above what was in
-use before it (`timing.peak_memory_mib`: resident memory on the CPU, allocated CUDA memory on a GPU). `--device cuda`
+every step starts from the same weights. "step MiB" is the peak memory of a step above what was in use before it,
+once every model has stepped (`timing.peak_memory_after_warmup`: resident memory on the CPU, allocated CUDA memory on
+a GPU). `--device cuda`
 trains under fp16 autocast with a GradScaler, channels_last and cudnn.benchmark. The GPU throughput target, Mask
 R-CNN R50-FPN with AMP at batch 8 on COCO-sized images:
 
@@ -37,7 +38,7 @@ from workbench.benchmarks.timing import (
     max_abs_difference,
     max_relative_difference,
     medians,
-    peak_memory_mib,
+    peak_memory_after_warmup,
     table,
     write_report,
 )
@@ -157,9 +158,7 @@ def time_pair(args: argparse.Namespace, name: str, ours: torch.nn.Module, refere
     batch = to_device(batch, device)
     runs = {label: training_step(model.to(device, memory_format=memory_format), batch, device, args.seed)
             for label, model in (("ours", ours), ("torchvision", reference))}
-    first, peak = {}, {}
-    for label, run in runs.items():
-        first[label], peak[label] = peak_memory_mib(run, device)
+    first, peak = peak_memory_after_warmup(runs, {"ours": ours, "torchvision": reference}, device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else None
     times, _ = alternate(runs, args.repeats, args.warmup, desc=name, synchronize=synchronize)
     seconds = medians(times)
@@ -187,9 +186,9 @@ def benchmark_detector_train(args: argparse.Namespace) -> list[dict]:
         f"workload: one training step (forward, backward of the summed losses, SGD step at lr=0, zero_grad) on "
         f"{args.device} ({setting}); r50-fpn: {args.images} random {args.width}x{args.height} images, torchvision's "
         f"weights in both, seed reset before every step, first-step losses compared; demo: {args.images} shapes of "
-        f"{DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory} of the first step above what was in "
-        f"use before it; median of {args.repeats} alternating steps after {args.warmup} warm-up; ratio = "
-        f"torchvision s / ours s")]
+        f"{DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory} of a step above what was in use "
+        f"before it, once both models have stepped; median of {args.repeats} alternating steps after "
+        f"{args.warmup} warm-up; ratio = torchvision s / ours s")]
     print(*lines, sep="\n", flush=True)
     builders = {"r50-fpn": (r50_pair, "Mask R-CNN R50-FPN, torchvision settings"),
                 "demo": (demo_pair, "demo R18-FPN vs torchvision R18-FPN (ratio only)")}

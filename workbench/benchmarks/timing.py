@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from backbones import clear_weight_caches
 from workbench.benchmarks.annotation_memory import resident_mib
 
 
@@ -125,6 +126,29 @@ def peak_memory_mib(run: Callable[[], object], device: torch.device | str = "cpu
         return run(), None
     output = run()
     return output, resident_mib("VmHWM") - before
+
+
+def peak_memory_after_warmup(runs: Mapping[str, Callable[[], object]], models: Mapping[str, torch.nn.Module],
+                             device: torch.device | str = "cpu") -> tuple[dict, dict]:
+    """Each run's first output, and the peak memory (`peak_memory_mib`) of a call that builds again what its model
+    keeps between calls.
+
+    Every run is called once first, so that the process's one-time set-up (thread pools, oneDNN's and autograd's
+    state), which whichever run goes first would pay, counts for none. Then, run by run, its model's gradients and
+    folded and packed weights are dropped (`backbones.clear_weight_caches`) and one call is measured: what it
+    rebuilds and keeps counts.
+
+    Args:
+        models: the module behind each run, by the run's label; runs without one are measured as they are.
+    """
+    firsts = {label: run() for label, run in runs.items()}
+    peaks = {}
+    for label, run in runs.items():
+        if label in models:
+            models[label].zero_grad(set_to_none=True)
+            clear_weight_caches(models[label])
+        peaks[label] = peak_memory_mib(run, device)[1]
+    return firsts, peaks
 
 
 def medians(times: Mapping[str, Sequence[float]]) -> dict[str, float]:

@@ -50,6 +50,23 @@ def test_peak_memory_is_what_a_call_holds_at_once_not_what_earlier_calls_freed()
     assert output == 1 and peak == pytest.approx(32, abs=8)
 
 
+@pytest.mark.skipif(not timing.PROC_CLEAR_REFS.is_file(), reason="needs Linux' /proc/self/clear_refs")
+def test_peak_after_warmup_counts_what_a_model_rebuilds_not_the_first_runs_setup():
+    model = torch.nn.Linear(2**10, 2**10)  # 4 MiB of weights: 4 MiB of gradients
+    state = {"setup": None}
+
+    def first_run_sets_up() -> int:
+        if state["setup"] is None:
+            state["setup"] = torch.ones(64 * 2**18)  # 64 MiB that only the process's first call allocates
+        model(torch.ones(1, 2**10)).sum().backward()
+        return 1
+
+    firsts, peaks = timing.peak_memory_after_warmup({"model": first_run_sets_up, "other": lambda: 2},
+                                                   {"model": model})
+    assert firsts == {"model": 1, "other": 2}
+    assert peaks["model"] == pytest.approx(4, abs=3) and peaks["other"] < 3
+
+
 def test_write_report_writes_json_and_markdown(tmp_path):
     rows = [dict(case="x", ours_ms=1.5, ratio=1.3456, samples=[1.0, 2.0]), dict(case="y", ours_ms=250.0, ratio=0.9,
                                                                                  samples=[3.0])]
