@@ -1,16 +1,19 @@
 """ResNet backbones of He et al. 2015 behind a timm-style registry, with weights from every common format."""
-from . import builders  # noqa: F401  (registers the ResNet family)
+from . import builders, preact_builders  # noqa: F401  (register the ResNet family)
 from .checkpoint import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, load_weights, read_checkpoint
+from .feature_extractors import feature_extractor_for
 from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
 from .fuse import fuse_batchnorm
 from .norm import freeze_batchnorm
 from .packed_conv import clear_weight_caches
+from .preact import PreActFeatures, ResNetV2
 from .registry import create_backbone, list_backbones, register_backbone, split_name
 from .resnet import ResNet
 
 __all__ = [
     "BackboneWithFPN", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError", "FeatureExtractor",
-    "FeatureInfo", "ResNet", "clear_weight_caches", "create_backbone", "create_fpn_backbone", "freeze_batchnorm",
-    "fuse_batchnorm", "list_backbones", "load_weights", "read_checkpoint", "register_backbone", "split_name",
+    "FeatureInfo", "PreActFeatures", "ResNet", "ResNetV2", "clear_weight_caches", "create_backbone",
+    "create_fpn_backbone", "feature_extractor_for", "freeze_batchnorm", "fuse_batchnorm", "list_backbones",
+    "load_weights", "read_checkpoint", "register_backbone", "split_name",
 ]

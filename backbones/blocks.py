@@ -10,30 +10,45 @@ from .norm import make_norm
 
 SHORTCUTS = ("A", "B", "C", "none")
 STYLES = ("pytorch", "caffe")
+# Base width of plain ResNets (a bottleneck's 3x3 has int(planes * base_width / BASE_WIDTH) * cardinality channels);
+# ResNeXt 32x4d has cardinality 32 and base width 4, wide ResNets base width 128.
+BASE_WIDTH = 64
+# Where option A puts its zero channels: after the input's ("append"), or half before and half after ("center").
+SHORTCUT_PADS = ("append", "center")
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A: identity that subsamples by `stride` and zero-pads the extra channels; it has no parameters."""
+    """Option A: identity that subsamples by `stride` and adds `extra_channels` zero channels; it has no parameters.
 
-    def __init__(self, stride: int, extra_channels: int):
+    Args:
+        placement: "append" puts the zero channels after the input's (models trained here); "center" splits them
+            evenly before and after (akamaster/pytorch_resnet_cifar10's CIFAR ResNets).
+    """
+
+    def __init__(self, stride: int, extra_channels: int, placement: str = "append"):
         super().__init__()
+        if placement not in SHORTCUT_PADS:
+            raise ValueError(f"shortcut_pad={placement!r} is not supported; choose one of {', '.join(SHORTCUT_PADS)}")
         self.stride = stride
-        self.extra_channels = extra_channels
+        self.placement = placement
+        self.channels_before = extra_channels // 2 if placement == "center" else 0
+        self.channels_after = extra_channels - self.channels_before
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.pad(x, (0, 0, 0, 0, self.channels_before, self.channels_after))
 
 
 def make_shortcut(
-    shortcut: str, in_channels: int, out_channels: int, stride: int, norm: str
+    shortcut: str, in_channels: int, out_channels: int, stride: int, norm: str, shortcut_pad: str = "append"
 ) -> nn.Module | None:
     """Builds the shortcut of one block; None means identity (or no shortcut at all for `"none"`).
 
     Args:
         shortcut: "A" zero-padding identity, "B" projection only where the shape changes, "C" projection always,
             "none" for plain nets.
+        shortcut_pad: where option A puts its zero channels: "append" or "center" (see `ZeroPadShortcut`).
     """
     if shortcut not in SHORTCUTS:
         raise ValueError(f"shortcut={shortcut!r} is not supported; choose one of {', '.join(SHORTCUTS)}")
@@ -41,15 +56,16 @@ def make_shortcut(
     if shortcut == "none" or (shortcut in ("A", "B") and not changes_shape):
         return None
     if shortcut == "A":
-        return ZeroPadShortcut(stride, out_channels - in_channels)
+        return ZeroPadShortcut(stride, out_channels - in_channels, shortcut_pad)
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), make_norm(norm, out_channels)
     )
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
-    """3x3 convolution without bias whose padding keeps the size (up to the stride)."""
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3x3 convolution without bias whose padding keeps the size (up to the stride); `groups` > 1 makes it grouped."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
+                     bias=False)
 
 
 class ResidualBlock(nn.Module):
@@ -80,10 +96,16 @@ class BasicBlock(ResidualBlock):
 
     def __init__(
         self, in_channels: int, planes: int, *, stride: int = 1, dilation: int = 1, first_dilation: int | None = None,
-        norm: str = "bn", shortcut: str = "B", style: str = "pytorch",
+        norm: str = "bn", shortcut: str = "B", style: str = "pytorch", shortcut_pad: str = "append",
+        cardinality: int = 1, base_width: int = BASE_WIDTH,
     ):
+        if cardinality != 1 or base_width != BASE_WIDTH:
+            raise ValueError(f"basic blocks support only cardinality=1 and base_width={BASE_WIDTH}, got "
+                             f"cardinality={cardinality!r}, base_width={base_width!r}; ResNeXt and wide ResNets need "
+                             "block='bottleneck'")
         out_channels = planes * self.expansion
-        super().__init__(shortcut != "none", make_shortcut(shortcut, in_channels, out_channels, stride, norm))
+        downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, shortcut_pad)
+        super().__init__(shortcut != "none", downsample)
         self.conv1 = conv3x3(in_channels, planes, stride, first_dilation or dilation)
         self.bn1 = make_norm(norm, planes)
         self.conv2 = conv3x3(planes, out_channels, dilation=dilation)
@@ -95,24 +117,31 @@ class BasicBlock(ResidualBlock):
 
 
 class Bottleneck(ResidualBlock):
-    """1x1 reduce, 3x3, 1x1 expand (x4); `style` puts the stride on the 3x3 ("pytorch") or the first 1x1 ("caffe")."""
+    """1x1 reduce, 3x3, 1x1 expand (x4); `style` puts the stride on the 3x3 ("pytorch") or the first 1x1 ("caffe").
+
+    The 1x1 reduction and the 3x3 have int(planes * base_width / 64) * cardinality channels, the 3x3 in `cardinality`
+    groups: planes for ResNets, 2 x planes for ResNeXt-50 32x4d and wide ResNets.
+    """
 
     expansion = 4
 
     def __init__(
         self, in_channels: int, planes: int, *, stride: int = 1, dilation: int = 1, first_dilation: int | None = None,
-        norm: str = "bn", shortcut: str = "B", style: str = "pytorch",
+        norm: str = "bn", shortcut: str = "B", style: str = "pytorch", shortcut_pad: str = "append",
+        cardinality: int = 1, base_width: int = BASE_WIDTH,
     ):
         if style not in STYLES:
             raise ValueError(f"style={style!r} is not supported; choose one of {', '.join(STYLES)}")
         out_channels = planes * self.expansion
-        super().__init__(shortcut != "none", make_shortcut(shortcut, in_channels, out_channels, stride, norm))
+        downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, shortcut_pad)
+        super().__init__(shortcut != "none", downsample)
         stride_1x1, stride_3x3 = (stride, 1) if style == "caffe" else (1, stride)
-        self.conv1 = nn.Conv2d(in_channels, planes, 1, stride=stride_1x1, bias=False)
-        self.bn1 = make_norm(norm, planes)
-        self.conv2 = conv3x3(planes, planes, stride_3x3, first_dilation or dilation)
-        self.bn2 = make_norm(norm, planes)
-        self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
+        width = int(planes * base_width / BASE_WIDTH) * cardinality
+        self.conv1 = nn.Conv2d(in_channels, width, 1, stride=stride_1x1, bias=False)
+        self.bn1 = make_norm(norm, width)
+        self.conv2 = conv3x3(width, width, stride_3x3, first_dilation or dilation, groups=cardinality)
+        self.bn2 = make_norm(norm, width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.bn3 = make_norm(norm, out_channels)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:

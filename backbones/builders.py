@@ -5,27 +5,43 @@ from collections.abc import Sequence
 from torch import nn
 
 from .checkpoint import load_weights
-from .features import FeatureExtractor
+from .feature_extractors import feature_extractor_for
 from .hub import download_weights
 from .pretrained import PRETRAINED_CFGS, cifar_cfg, imagenet_cfg
 from .registry import register_backbone
 from .resnet import ResNet
 
-MODEL_OPTIONS = ("num_classes", "in_chans", "style", "shortcut", "norm", "output_stride", "global_pool", "drop_rate")
+MODEL_OPTIONS = (
+    "num_classes", "in_chans", "style", "shortcut", "shortcut_pad", "norm", "output_stride", "global_pool", "drop_rate",
+)
 
 
 def resolve_pretrained_cfg(arch: str, tag: str | None, cifar: bool) -> dict:
-    """The config of `arch.tag`, of the default tag when `tag` is None, or a weightless default."""
+    """The config of `arch.tag`, of the default tag when `tag` is None, or a weightless default.
+
+    The CIFAR nets have no default tag: their plain names build the nets trained here (option A appends its zero
+    channels), while their only published weights (`akamaster_cifar10`) need another architecture and normalisation.
+    """
     tags = PRETRAINED_CFGS.get(arch, {})
     if tag is None:
-        tag = next(iter(tags), "")
+        tag = "" if cifar else next(iter(tags), "")
     cfg = dict(tags[tag]) if tag else (cifar_cfg() if cifar else imagenet_cfg())
     return dict(cfg, architecture=arch, tag=tag)
 
 
+def _no_default_weights(arch: str) -> str:
+    """Why `pretrained=True` has nothing to load for `arch`, and what to pass instead."""
+    tags = ", ".join(f"{arch}.{tag}" for tag in PRETRAINED_CFGS.get(arch, {}))
+    if tags:
+        return f"{arch} has no default pretrained weights; name a tag ({tags}) or pass a file"
+    return (f"no pretrained weights are registered for {arch}; pass a file: "
+            f"create_backbone({arch!r}, pretrained='/path/to/weights.pth')")
+
+
 def _create_resnet(
     arch: str, pretrained: bool | str | os.PathLike, *, model_args: dict, pretrained_tag: str | None = None,
-    features_only: bool = False, out_indices: Sequence[int] | None = None, frozen_stages: int = -1, **kwargs,
+    features_only: bool = False, out_indices: Sequence[int] | None = None, frozen_stages: int = -1,
+    model_cls: type[nn.Module] = ResNet, **kwargs,
 ) -> nn.Module:
     unknown = sorted(set(kwargs) - set(MODEL_OPTIONS))
     if unknown:
@@ -35,26 +51,33 @@ def _create_resnet(
         raise ValueError("out_indices selects feature maps and needs features_only=True")
     cfg = resolve_pretrained_cfg(arch, pretrained_tag, model_args.get("stem") == "cifar")
     kwargs.setdefault("style", cfg["style"])
+    kwargs.setdefault("shortcut_pad", cfg["shortcut_pad"])
     kwargs.setdefault("num_classes", cfg["num_classes"])
-    model = ResNet(**{**model_args, **kwargs})
+    model = model_cls(**{**model_args, **kwargs})
     model.pretrained_cfg = cfg
 
     if pretrained:
         if isinstance(pretrained, (str, os.PathLike)):
             load_weights(model, pretrained)
         elif not cfg["tag"]:
-            raise ValueError(f"no pretrained weights are registered for {arch}; pass a file: "
-                             f"create_backbone({arch!r}, pretrained='/path/to/weights.pth')")
+            raise ValueError(_no_default_weights(arch))
         else:
             load_weights(model, download_weights(f"{arch}.{cfg['tag']}", cfg))
     model.freeze(frozen_stages)
     if features_only:
-        model = FeatureExtractor(model, range(len(model.feature_info)) if out_indices is None else out_indices)
+        model = feature_extractor_for(model, range(len(model.feature_info)) if out_indices is None else out_indices)
     return model
 
 
 def _imagenet(arch: str, pretrained, block: str, layers: tuple[int, ...], shortcut: str = "B", **kwargs) -> nn.Module:
     model_args = dict(block=block, layers=layers, shortcut=shortcut)
+    return _create_resnet(arch, pretrained, model_args=model_args, **kwargs)
+
+
+def _wide_or_grouped(arch: str, pretrained, layers: tuple[int, ...], cardinality: int, base_width: int,
+                     **kwargs) -> nn.Module:
+    """A bottleneck ResNet whose 3x3 convolutions are grouped (ResNeXt) or wider (wide ResNets)."""
+    model_args = dict(block="bottleneck", layers=layers, cardinality=cardinality, base_width=base_width)
     return _create_resnet(arch, pretrained, model_args=model_args, **kwargs)
 
 
@@ -91,6 +114,43 @@ def resnet101(pretrained=False, **kwargs) -> nn.Module:
 def resnet152(pretrained=False, **kwargs) -> nn.Module:
     """ResNet-152 (bottlenecks, [3, 8, 36, 3])."""
     return _imagenet("resnet152", pretrained, "bottleneck", (3, 8, 36, 3), **kwargs)
+
+
+@register_backbone
+def resnext50_32x4d(pretrained=False, **kwargs) -> nn.Module:
+    """ResNeXt-50 32x4d (Xie et al. 2017): ResNet-50 with 3x3 convolutions in 32 groups of 4 channels (at planes=64)."""
+    return _wide_or_grouped("resnext50_32x4d", pretrained, (3, 4, 6, 3), cardinality=32, base_width=4, **kwargs)
+
+
+@register_backbone
+def resnext101_32x4d(pretrained=False, **kwargs) -> nn.Module:
+    """ResNeXt-101 32x4d: ResNet-101 with 3x3 convolutions in 32 groups of 4 channels (at planes=64)."""
+    return _wide_or_grouped("resnext101_32x4d", pretrained, (3, 4, 23, 3), cardinality=32, base_width=4, **kwargs)
+
+
+@register_backbone
+def resnext101_32x8d(pretrained=False, **kwargs) -> nn.Module:
+    """ResNeXt-101 32x8d: ResNet-101 with 3x3 convolutions in 32 groups of 8 channels (at planes=64)."""
+    return _wide_or_grouped("resnext101_32x8d", pretrained, (3, 4, 23, 3), cardinality=32, base_width=8, **kwargs)
+
+
+@register_backbone
+def resnext101_64x4d(pretrained=False, **kwargs) -> nn.Module:
+    """ResNeXt-101 64x4d: ResNet-101 with 3x3 convolutions in 64 groups of 4 channels (at planes=64)."""
+    return _wide_or_grouped("resnext101_64x4d", pretrained, (3, 4, 23, 3), cardinality=64, base_width=4, **kwargs)
+
+
+@register_backbone
+def wide_resnet50_2(pretrained=False, **kwargs) -> nn.Module:
+    """Wide ResNet-50-2 (Zagoruyko & Komodakis 2016): ResNet-50 with each bottleneck's 1x1 reduction and 3x3 twice as
+    wide."""
+    return _wide_or_grouped("wide_resnet50_2", pretrained, (3, 4, 6, 3), cardinality=1, base_width=128, **kwargs)
+
+
+@register_backbone
+def wide_resnet101_2(pretrained=False, **kwargs) -> nn.Module:
+    """Wide ResNet-101-2: ResNet-101 with each bottleneck's 1x1 reduction and 3x3 twice as wide."""
+    return _wide_or_grouped("wide_resnet101_2", pretrained, (3, 4, 23, 3), cardinality=1, base_width=128, **kwargs)
 
 
 @register_backbone

@@ -8,8 +8,17 @@ Formats (detected from the keys, not from the file name):
   `backbone.bottom_up.` (FPN) or `backbone.` with res5 under `roi_heads.res5.` (C4).
 - "caffe2": the MSRA ImageNet weights as Detectron ships them (`conv1_w`, `res_conv1_bn_s`, `res2_0_branch2a_w`, ...).
   Their BatchNorm is a frozen affine `s * x + b`; it becomes running mean 0 and running variance 1 - eps, so that a
-  BatchNorm with eps 1e-5 computes exactly that affine.
-- "mmpretrain": torchvision names under `backbone.`, classifier `head.fc`.
+  BatchNorm with eps 1e-5 computes exactly that affine. detectron2's own ImageNet files (MSRA R-50.pkl, FAIR
+  X-101-32x8d.pkl) keep the BatchNorm unfused (`_bn_gamma`, `_bn_beta`, `_bn_running_mean`, `_bn_running_var`, or
+  Caffe2's `_bn_s`, `_bn_b`, `_bn_rm`, `_bn_riv`): its statistics load as they are. Grouped (ResNeXt) weights are
+  stored as PyTorch stores them, (out, in / groups, 3, 3).
+- "mmpretrain": torchvision names under `backbone.`, classifier `head.fc`; mmdet detectors (ResNet and ResNeXt) are
+  the same layout, with their `neck.`, `rpn_head.` and `roi_head.` ignored.
+- "akamaster": the CIFAR ResNets of akamaster/pytorch_resnet_cifar10 (torchvision names, classifier `linear`, saved
+  from DataParallel in torch's legacy non-zip format). Their option-A shortcuts put the zero channels on both sides
+  of the input's, so they load only into models built with `shortcut_pad="center"` (the `akamaster_cifar10` tags).
+- "timm_v2": timm's pre-activation ResNetV2 (`stem.conv`, `stages.0.blocks.0.norm1`, `downsample.conv`, `norm`, and
+  `head.fc`, a 1x1 convolution that becomes our linear `fc`); our `ResNetV2` keeps torchvision's `conv1 layer1..4 fc`.
 
 Keys of detector heads (RPN, RoI heads other than C4's res5, FPN) are ignored with a warning; `module.`, `model.` and
 `_orig_mod.` prefixes shared by every key are stripped. Floating-point tensors of another precision (float16, bfloat16,
@@ -28,6 +37,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from .blocks import BASE_WIDTH, ZeroPadShortcut
+from .pretrained import PRETRAINED_CFGS
 from .safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
@@ -47,18 +58,30 @@ CAFFE2_HEAD_PREFIXES = (
     "head_conv", "kps_score", "conv_fcn",
 )
 CAFFE2_CLASSIFIER = {"pred_w": "fc.weight", "pred_b": "fc.bias", "fc1000_w": "fc.weight", "fc1000_b": "fc.bias"}
-CAFFE2_PARAMS = {"w": "weight", "b": "bias", "bn_s": "weight", "bn_b": "bias"}
+# Norm parameters: Detectron's frozen affine (s, b); detectron2's ImageNet files keep BatchNorm unfused (gamma, beta,
+# running_mean, running_var); Caffe2's SpatialBN names its running statistics rm and riv (a variance, despite the name).
+CAFFE2_NORM_PARAMS = {
+    "bn_s": "weight", "bn_b": "bias", "bn_gamma": "weight", "bn_beta": "bias", "bn_running_mean": "running_mean",
+    "bn_rm": "running_mean", "bn_running_var": "running_var", "bn_riv": "running_var",
+}
+CAFFE2_PARAMS = {"w": "weight", "b": "bias", **CAFFE2_NORM_PARAMS}
 CAFFE2_BRANCHES = {"1": "shortcut", "2a": "1", "2b": "2", "2c": "3"}
-CAFFE2_BLOCK = re.compile(r"res(\d+)_(\d+)_branch(1|2a|2b|2c)_(w|b|bn_s|bn_b)")
-CAFFE2_STEM_NORM = re.compile(r"res_conv1_(bn_s|bn_b)")
+CAFFE2_BLOCK = re.compile(rf"res(\d+)_(\d+)_branch(1|2a|2b|2c)_({'|'.join(CAFFE2_PARAMS)})")
+CAFFE2_STEM_NORM = re.compile(rf"res_conv1_({'|'.join(CAFFE2_NORM_PARAMS)})")
 DETECTRON2_BLOCK = re.compile(r"res(\d+)\.(\d+)\.(conv\d|shortcut)\.(norm\.)?(\w+)")
 DETECTRON2_STEM = re.compile(r"stem\.conv1\.(norm\.)?(\w+)")
 # Where torchvision-named detectors keep the ResNet: the body (FPN, C4 up to layer3), and res5 of our C4 detectors.
-TORCHVISION_BACKBONE = {"backbone.body.": "", "roi_heads.box_head.res5.": "layer4."}
+# Pre-activation C4 detectors also keep the final norm under `roi_heads.box_head.norm.`.
+TORCHVISION_BACKBONE = {
+    "backbone.body.": "", "roi_heads.box_head.res5.": "layer4.", "roi_heads.box_head.norm.": "norm.",
+}
+TIMM_V2_BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.(.+)")
 # How torch's weights_only loader and `load_pickle` name a global they refuse to run.
 REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL [\w.]+|refused to load global [\w.]+")
-FORMAT_EXAMPLES = ("torchvision conv1.weight, detectron2 stem.conv1.weight, Caffe2 conv1_w or "
-                   "mmpretrain backbone.conv1.weight")
+FORMAT_EXAMPLES = ("torchvision conv1.weight, detectron2 stem.conv1.weight, Caffe2 conv1_w, "
+                   "mmpretrain backbone.conv1.weight or timm ResNetV2 stem.conv.weight")
+# The option-A zero-channel placement (`shortcut_pad`) that a format's checkpoints need, where it is not ours.
+FORMAT_SHORTCUT_PADS = {"akamaster": "center"}
 
 
 class CheckpointError(ValueError):
@@ -76,8 +99,9 @@ class CheckpointMismatchError(CheckpointError):
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Reads the state dict stored in `path`, whatever wraps it.
 
-    `.safetensors` files are read by safetensors, zip archives (and files not named `.pkl`/`.pickle`) by
-    `torch.load(weights_only=True)`, other `.pkl`/`.pickle` files by `load_pickle` (numpy arrays become tensors).
+    `.safetensors` files are read by safetensors, zip archives (and files not named `.pkl`/`.pickle`, such as torch's
+    legacy non-zip format) by `torch.load(weights_only=True)`, other `.pkl`/`.pickle` files by `load_pickle` (numpy
+    arrays become tensors).
     The state dict is taken from `state_dict`, `model` or `blobs` (Detectron), else from `state_dict_ema` or
     `model_ema`; keys ending in `_momentum` (Detectron's optimizer state) and entries that are not arrays are dropped.
 
@@ -164,7 +188,8 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str
         state_dict: Key to tensor, as `read_checkpoint` returns it.
 
     Returns:
-        The renamed state dict and the detected format: "torchvision", "detectron2", "caffe2" or "mmpretrain".
+        The renamed state dict and the detected format: "torchvision", "detectron2", "caffe2", "mmpretrain" or
+        "akamaster".
         Keys of detector heads are dropped; keys the format does not know are kept unchanged, so that loading
         reports them as unexpected.
 
@@ -193,6 +218,8 @@ def _convert(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
             converted[new_key] = value
     if name == "caffe2":
         _add_affine_statistics(converted)
+    if name == "timm_v2" and converted.get("fc.weight", torch.empty(0)).dim() == 4:
+        converted["fc.weight"] = converted["fc.weight"].flatten(1)  # timm's 1x1-convolution classifier
     return converted, name, ignored
 
 
@@ -282,6 +309,29 @@ def _is_mmpretrain(state_dict: Mapping) -> bool:
     return "backbone.conv1.weight" in state_dict
 
 
+def _is_akamaster(state_dict: Mapping) -> bool:
+    return "conv1.weight" in state_dict and "linear.weight" in state_dict
+
+
+def _rename_akamaster(key: str) -> str:
+    return "fc." + key[len("linear."):] if key.startswith("linear.") else key
+
+
+def _is_timm_v2(state_dict: Mapping) -> bool:
+    return "stem.conv.weight" in state_dict
+
+
+def _rename_timm_v2(key: str) -> str:
+    if key.startswith("stem.conv."):
+        return "conv1." + key[len("stem.conv."):]
+    if key.startswith("head.fc."):
+        return "fc." + key[len("head.fc."):]
+    if match := TIMM_V2_BLOCK.fullmatch(key):
+        stage, block, rest = match.groups()
+        return f"layer{int(stage) + 1}.{block}.{rest.replace('downsample.conv.', 'downsample.')}"
+    return key
+
+
 def _is_torchvision(state_dict: Mapping) -> bool:
     return any(k in state_dict for k in ("conv1.weight", "backbone.body.conv1.weight"))
 
@@ -290,6 +340,8 @@ FORMATS: tuple[tuple[str, Callable[[Mapping], bool], Callable[[str], str | None]
     ("caffe2", _is_caffe2, _rename_caffe2),
     ("detectron2", _is_detectron2, _rename_detectron2),
     ("mmpretrain", _is_mmpretrain, _rename_mmpretrain),
+    ("akamaster", _is_akamaster, _rename_akamaster),
+    ("timm_v2", _is_timm_v2, _rename_timm_v2),
     ("torchvision", _is_torchvision, _rename_torchvision),
 )
 
@@ -322,7 +374,8 @@ def load_weights(
         CheckpointError: The file cannot be read or holds no ResNet (a ValueError).
         CheckpointMismatchError: `strict` and the checkpoint does not match; the message names the file and lists,
             for missing, unexpected and mismatched keys, the count and the first keys, and says when the two ResNets
-            differ in block kind or depth.
+            differ in block kind or depth. Also, strict or not, when the checkpoint's format needs option-A
+            shortcuts that place their zero channels otherwise than the model's (see `check_shortcut_pad`).
     """
     origin = "the given state dict" if isinstance(source, Mapping) else os.fspath(source)
     raw = source if isinstance(source, Mapping) else read_checkpoint(source)
@@ -349,6 +402,7 @@ def load_weights(
         raise CheckpointMismatchError(mismatch_message(
             f"checkpoint {origin} ({format_name} format)", required_missing, unexpected,
             [f"{k} ({difference})" for k, difference in mismatched.items()], _mismatch_hint(state_dict, expected)))
+    check_shortcut_pad(model, format_name, origin)
 
     loadable = {k: v for k, v in state_dict.items() if k in expected and k not in mismatched}
     note_conversions(loadable, expected, origin)
@@ -356,6 +410,27 @@ def load_weights(
     logger.info("loaded %d tensors from %s (%s format)", len(loadable), origin, format_name)
     return dict(format=format_name, missing=missing, unexpected=unexpected, mismatched=list(mismatched),
                 dropped=dropped, ignored=ignored)
+
+
+def check_shortcut_pad(model: nn.Module, format_name: str, origin: str) -> None:
+    """Refuses checkpoints of a format trained with option-A shortcuts that place their zero channels otherwise than
+    the model's: every key would match, and every logit be wrong.
+
+    Raises:
+        CheckpointMismatchError: The message names the file, both placements and the tag or option to use.
+    """
+    needed = FORMAT_SHORTCUT_PADS.get(format_name)
+    placements = sorted({m.placement for m in model.modules() if isinstance(m, ZeroPadShortcut)} - {needed})
+    if needed is None or not placements:
+        return
+    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "")
+    tags = [f"{arch}.{tag}" for tag, cfg in PRETRAINED_CFGS.get(arch, {}).items() if cfg["file_format"] == format_name]
+    option = f"shortcut_pad={needed!r}"
+    fix = f"Create the model as {tags[0]!r} or pass {option}" if tags else f"Build the model with {option}"
+    raise CheckpointMismatchError(
+        f"checkpoint {origin} ({format_name} format) needs option-A shortcuts with {option}, the model has "
+        f"shortcut_pad={placements[0]!r}: its logits would be wrong. {fix}."
+    )
 
 
 def without_batch_counters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -399,15 +474,23 @@ def key_groups(keys: list[str], limit: int = 6) -> str:
 
 
 def resnet_layout(state_dict: Mapping[str, torch.Tensor]) -> str | None:
-    """The block kind and the blocks per stage of a ResNet in torchvision names ("bottleneck blocks 3-4-6-3"), or
-    None when it has no `layer1`."""
+    """The block kind and the blocks per stage of a ResNet in torchvision names ("bottleneck blocks 3-4-6-3"), with
+    the groups x channels per group of the first 3x3 where they are not a plain ResNet's ("..., 32x4d" for ResNeXt,
+    "..., 1x128d" for wide ResNets), or None when it has no `layer1`."""
     depths = []
     while blocks := {k.split(".")[1] for k in state_dict if k.startswith(f"layer{len(depths) + 1}.")}:
         depths.append(len(blocks))
     if not depths:
         return None
     kind = "bottleneck" if "layer1.0.conv3.weight" in state_dict else "basic"
-    return f"{kind} blocks {'-'.join(map(str, depths))}"
+    layout = f"{kind} blocks {'-'.join(map(str, depths))}"
+    grouped = state_dict.get("layer1.0.conv2.weight") if kind == "bottleneck" else None
+    if grouped is None or grouped.dim() != 4:
+        return layout
+    width, group_width = grouped.shape[:2]
+    if width == group_width == BASE_WIDTH:
+        return layout
+    return f"{layout}, {width // group_width}x{group_width}d"
 
 
 def _mismatch_hint(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str:

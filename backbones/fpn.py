@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-from .features import FeatureExtractor
+from .feature_extractors import feature_extractor_for
 from .packed_conv import PackedConv2d, packed_inference_applies
 from .registry import create_backbone
 
@@ -20,6 +20,8 @@ class BackboneWithFPN(nn.Module):
     The attribute names are those of torchvision's BackboneWithFPN, so its detector checkpoints
     (`backbone.body.*`, `backbone.fpn.*`) load unchanged.
     """
+
+    __jit_unused_properties__ = ["pretrained_cfg"]
 
     def __init__(self, body: nn.Module, out_channels: int = 256, extra_blocks: nn.Module | None = None):
         super().__init__()
@@ -35,11 +37,14 @@ class BackboneWithFPN(nn.Module):
         """The backbone's pretrained config (input normalisation included)."""
         return self.body.pretrained_cfg
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        if isinstance(self.fpn.inner_blocks[0][0], PackedConv2d) and packed_inference_applies(self, x):
-            x = x.contiguous(memory_format=torch.channels_last)  # the packed FPN takes its maps channels-last
-        maps = self.body(x)
-        return self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not torch.jit.is_scripting():
+            if isinstance(self.fpn.inner_blocks[0][0], PackedConv2d) and packed_inference_applies(self, x):
+                x = x.contiguous(memory_format=torch.channels_last)  # the packed FPN takes its maps channels-last
+        maps: dict[str, torch.Tensor] = OrderedDict()
+        for i, feature in enumerate(self.body(x)):
+            maps[str(i)] = feature
+        return self.fpn(maps)
 
 
 def fpn_from_backbone(
@@ -56,7 +61,7 @@ def fpn_from_backbone(
         out_channels: channels of every pyramid level.
         extra_blocks: torchvision FPN extra block; LastLevelMaxPool (P6) by default.
     """
-    return BackboneWithFPN(FeatureExtractor(model, out_indices), out_channels, extra_blocks)
+    return BackboneWithFPN(feature_extractor_for(model, out_indices), out_channels, extra_blocks)
 
 
 def create_fpn_backbone(

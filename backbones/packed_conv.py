@@ -11,6 +11,7 @@ Measured on a 2-core AVX2 CPU: 3x3 convolutions of FPN-sized maps 1.3x, 1x1 ones
 Mask R-CNN mask head 1.9x faster than on NCHW maps.
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .fuse import FusedStages, onednn_fusion_available, pack_weight, version
@@ -18,8 +19,8 @@ from .fuse import FusedStages, onednn_fusion_available, pack_weight, version
 
 def packed_inference_applies(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether `module` may run on `x` through oneDNN with a packed weight: no gradients recorded, float32 CPU,
-    eager mode."""
-    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+    eager mode (TorchScript compiles the plain forward only)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in module.parameters())):
         return False
@@ -30,6 +31,8 @@ class PackedConv2d(nn.Conv2d):
     """`nn.Conv2d` that runs CPU inference through oneDNN with a packed weight on channels-last maps."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript has no super(): nn.Conv2d's forward
+            return self._conv_forward(x, self.weight, self.bias)
         if self.padding_mode != "zeros" or isinstance(self.padding, str) or not packed_inference_applies(self, x):
             return super().forward(x)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -58,6 +61,11 @@ class PackedConvTranspose2d(nn.ConvTranspose2d):
     """`nn.ConvTranspose2d` that runs CPU inference on channels-last maps (oneDNN's fast path for them)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript has no super(): nn.ConvTranspose2d's forward
+            output_padding = self._output_padding(x, output_size, list(self.stride), list(self.padding),
+                                                  list(self.kernel_size), 2, list(self.dilation))
+            return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                      self.groups, self.dilation)
         if packed_inference_applies(self, x):
             x = x.contiguous(memory_format=torch.channels_last)
         return super().forward(x, output_size)

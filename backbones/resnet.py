@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import BLOCKS, SHORTCUTS, STYLES
-from .features import FeatureInfo
+from .blocks import BASE_WIDTH, BLOCKS, SHORTCUT_PADS, SHORTCUTS, STYLES
+from .classifier import ClassifierModel
+from .features import FeatureInfo, check_output_fmt, feature_take_indices
 from .freeze import freeze_stages
 from .grad_checkpoint import run_stage
 from .norm import make_norm
@@ -16,7 +17,7 @@ from .norm import make_norm
 OUTPUT_STRIDES = (8, 16, 32)
 
 
-class ResNet(nn.Module):
+class ResNet(ClassifierModel):
     """ResNet or plain net (shortcut="none") for ImageNet-sized (`stem="imagenet"`) or CIFAR (`stem="cifar"`) input.
 
     Args:
@@ -28,7 +29,12 @@ class ResNet(nn.Module):
         in_chans: input channels.
         style: "pytorch" (stride on the 3x3) or "caffe" (stride on the first 1x1); matters for bottlenecks only.
         shortcut: "A", "B", "C" or "none".
+        shortcut_pad: where option A puts its zero channels: "append" (after the input's; models trained here) or
+            "center" (half before, half after; akamaster/pytorch_resnet_cifar10's weights).
         norm: "bn", "frozen_bn", "sync_bn" or "gn".
+        cardinality: groups of every bottleneck's 3x3 convolution (ResNeXt; timm's name, torchvision's `groups`).
+        base_width: channels per group of the 3x3 at planes=64 (torchvision's `width_per_group`): 4 for ResNeXt 32x4d,
+            128 for wide ResNets. Basic blocks take only cardinality=1 and base_width=64.
         output_stride: None for the natural stride (32; 4 for CIFAR nets), or 16 / 8 by dilating the last one / two
             stages (ImageNet stem only).
         global_pool: "avg", "max" or "" (no pooling: forward returns the unpooled map).
@@ -39,12 +45,18 @@ class ResNet(nn.Module):
         self, block: str, layers: Sequence[int], *, widths: Sequence[int] = (64, 128, 256, 512), stem: str = "imagenet",
         num_classes: int = 1000, in_chans: int = 3, style: str = "pytorch", shortcut: str = "B", norm: str = "bn",
         output_stride: int | None = None, global_pool: str = "avg", drop_rate: float = 0.0,
+        shortcut_pad: str = "append", cardinality: int = 1, base_width: int = BASE_WIDTH,
     ):
         super().__init__()
         if style not in STYLES:
             raise ValueError(f"style={style!r} is not supported; choose one of {', '.join(STYLES)}")
         if shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut={shortcut!r} is not supported; choose one of {', '.join(SHORTCUTS)}")
+        if shortcut_pad not in SHORTCUT_PADS:
+            valid = ", ".join(SHORTCUT_PADS)
+            raise ValueError(f"shortcut_pad={shortcut_pad!r} is not supported; choose one of {valid}")
+        if cardinality < 1 or base_width < 1:
+            raise ValueError(f"cardinality={cardinality!r} and base_width={base_width!r} must both be at least 1")
         natural_stride = 2 ** (len(layers) - 1) * (4 if stem == "imagenet" else 1)
         output_stride = output_stride or natural_stride
         if output_stride != natural_stride and (stem != "imagenet" or output_stride not in OUTPUT_STRIDES):
@@ -80,6 +92,7 @@ class ResNet(nn.Module):
                 blocks.append(block_cls(
                     in_channels, planes, stride=stage_stride if b == 0 else 1, dilation=dilation,
                     first_dilation=first_dilation if b == 0 else dilation, norm=norm, shortcut=shortcut, style=style,
+                    shortcut_pad=shortcut_pad, cardinality=cardinality, base_width=base_width,
                 ))
                 in_channels = planes * block_cls.expansion
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
@@ -90,30 +103,6 @@ class ResNet(nn.Module):
         self.global_pool_type = ""
         self.reset_classifier(num_classes, global_pool)
         self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def get_classifier(self) -> nn.Module:
-        """The final linear layer (nn.Identity when there are no classes)."""
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
-        """Replaces the classifier by a fresh one with `num_classes` outputs (0: none) after `global_pool` pooling."""
-        pools = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "": nn.Identity()}
-        if global_pool not in pools:
-            raise ValueError(f"global_pool={global_pool!r} is not supported; choose one of 'avg', 'max', ''")
-        if num_classes and not global_pool:
-            raise ValueError("a classifier needs pooled features: pass global_pool='avg' or 'max' with num_classes > 0")
-        self.num_classes = num_classes
-        self.global_pool_type = global_pool
-        self.global_pool = pools[global_pool]
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recomputes stage activations in the backward pass to save memory; results are unchanged."""
@@ -126,18 +115,74 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's unpooled map."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        if torch.jit.is_scripting():
+            return self._scripted_stages(x)
         for name in self.stage_names:
             x = run_stage(getattr(self, name), x, self.grad_checkpointing)
         return x
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pools (unless global_pool="") and classifies; `pre_logits` stops before the classifier."""
-        x = self.global_pool(x)
-        if self.global_pool_type:
-            x = torch.flatten(x, 1)
-        if self.drop_rate:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.fc(x)
+    def _scripted_stages(self, x: torch.Tensor) -> torch.Tensor:
+        """The stages in order, as TorchScript compiles them: it cannot look a module up by a computed name, but it
+        unrolls a loop over the children (grad checkpointing does not apply)."""
+        for name, child in self.named_children():
+            if name in self.stage_names:
+                x = child(x)
+        return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+        stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The maps of the stem (index 0) and of the stages (1..), as timm's `forward_intermediates`.
+
+        Args:
+            x: input images.
+            indices: None for every map, an int n for the last n, or a sequence of indices (negative from the end).
+            norm: accepted for timm's signature; a ResNet has no final norm to apply.
+            stop_early: stop after the last stage that `indices` needs (the returned final map is then that stage's).
+            output_fmt: "NCHW", the only layout of a convnet's maps.
+            intermediates_only: return the selected maps only.
+
+        Returns:
+            The selected maps in forward order, preceded by the final map (`forward_features`' output, or the last
+            map computed with `stop_early`) unless `intermediates_only`.
+        """
+        check_output_fmt(output_fmt)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        x = self.relu(self.bn1(self.conv1(x)))
+        intermediates = [x] if 0 in take_indices else []
+        x = self.maxpool(x)
+        stage_names = self.stage_names[:max_index] if stop_early else self.stage_names
+        for index, name in enumerate(stage_names, start=1):
+            x = run_stage(getattr(self, name), x, self.grad_checkpointing)
+            if index in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True,
+    ) -> list[int]:
+        """Empties the stages after the last map `indices` selects, as timm's `prune_intermediate_layers`.
+
+        The pruned stages become empty nn.Sequential (the max pool nn.Identity when only the stem's map is kept);
+        when stages go, `num_features` becomes the last kept map's channels and the classifier goes too.
+
+        Args:
+            indices: the maps to keep, as in `forward_intermediates`.
+            prune_norm: accepted for timm's signature; a ResNet has no final norm.
+            prune_head: remove the pooling and the classifier (`forward_head` then returns its input).
+
+        Returns:
+            The kept indices, non-negative.
+        """
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        for name in self.stage_names[max_index:]:
+            setattr(self, name, nn.Sequential())
+        if max_index == 0:
+            self.maxpool = nn.Identity()
+        stages_pruned = max_index < len(self.stage_names)
+        if stages_pruned:
+            self.num_features = self.feature_info[max_index]["num_chs"]
+        if prune_head or stages_pruned:
+            self.reset_classifier(0, "")
+        return take_indices

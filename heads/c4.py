@@ -3,18 +3,20 @@
 The RPN and a 14x14 RoIAlign work on C4 (stride 16); the res5 stage (layer4, whose first block has stride 2:
 14 -> 7) followed by average pooling is the box head. Mask R-CNN C4 runs the same res5 module on the mask RoIs,
 then a 2x2 stride-2 deconv, ReLU and a 1x1 conv per class give 14x14 masks (torchvision's MaskRCNNPredictor).
+Pre-activation nets' res5 ends on a raw residual sum: their final norm and ReLU follow it in both heads.
 """
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 
-from backbones import FeatureExtractor
+from backbones import ResNetV2, feature_extractor_for
 
 from .roi_align import MultiScaleRoIAlign
 
@@ -34,6 +36,8 @@ class BackboneC4(nn.Module):
         body: a features-only ResNet whose last output is C4.
     """
 
+    __jit_unused_properties__ = ["pretrained_cfg"]
+
     def __init__(self, body: nn.Module):
         super().__init__()
         self.body = body
@@ -44,8 +48,10 @@ class BackboneC4(nn.Module):
         """The backbone's pretrained config (input normalisation included)."""
         return self.body.pretrained_cfg
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        return OrderedDict([("0", self.body(x)[-1])])
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        maps: dict[str, torch.Tensor] = OrderedDict()
+        maps["0"] = self.body(x)[-1]
+        return maps
 
 
 class Res5Head(nn.Module):
@@ -53,14 +59,21 @@ class Res5Head(nn.Module):
 
     Args:
         res5: the ResNet's last stage.
+        final_norm: a pre-activation net's final norm, applied with a ReLU after res5; None for other nets.
+        pool: average the maps (the box head); False returns them (the mask head of pre-activation nets).
     """
 
-    def __init__(self, res5: nn.Module):
+    def __init__(self, res5: nn.Module, final_norm: nn.Module | None = None, pool: bool = True):
         super().__init__()
         self.res5 = res5
+        self.norm = final_norm
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res5(x).mean(dim=(2, 3))
+        x = self.res5(x)
+        if self.norm is not None:
+            x = F.relu(self.norm(x))
+        return x.mean(dim=(2, 3)) if self.pool else x
 
 
 def build_parts(
@@ -70,7 +83,8 @@ def build_parts(
     """Cuts `resnet` (weights already loaded) into C4 backbone and res5 head and builds the RPN and RoI head parts.
 
     The mask head is the box head's res5 module itself (shared weights), so a state dict lists res5's tensors twice,
-    under `roi_heads.box_head.res5.` and `roi_heads.mask_head.`.
+    under `roi_heads.box_head.res5.` and `roi_heads.mask_head.` (pre-activation nets: `roi_heads.mask_head.res5.`,
+    with their final norm under `roi_heads.box_head.norm.` and `roi_heads.mask_head.norm.`).
 
     Args:
         resnet: the whole ResNet, weights loaded and stages frozen.
@@ -84,8 +98,9 @@ def build_parts(
         The keyword arguments `backbone`, `rpn_anchor_generator`, `rpn_head`, `box_roi_pool`, `box_head`,
         `box_predictor` (and the `mask_*` ones) of torchvision's FasterRCNN / MaskRCNN.
     """
-    backbone = BackboneC4(FeatureExtractor(resnet, (C4_STAGE,)))
+    backbone = BackboneC4(feature_extractor_for(resnet, (C4_STAGE,)))
     res5 = getattr(resnet, RES5)
+    final_norm = resnet.norm if isinstance(resnet, ResNetV2) else None
     res5_channels = resnet.feature_info.channels(C4_STAGE + 1)
     anchors = AnchorGenerator((tuple(anchor_sizes),), (tuple(aspect_ratios),))
     parts = dict(
@@ -93,13 +108,13 @@ def build_parts(
         rpn_anchor_generator=anchors,
         rpn_head=RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
         box_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, SAMPLING_RATIO),
-        box_head=Res5Head(res5),
+        box_head=Res5Head(res5, final_norm),
         box_predictor=FastRCNNPredictor(res5_channels, num_classes),
     )
     if with_masks:
         parts.update(
             mask_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, SAMPLING_RATIO),
-            mask_head=res5,
+            mask_head=res5 if final_norm is None else Res5Head(res5, final_norm, pool=False),
             mask_predictor=MaskRCNNPredictor(res5_channels, mask_head_channels, num_classes),
         )
     return parts

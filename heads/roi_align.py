@@ -21,7 +21,7 @@ import torchvision
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
-from torchvision.ops.poolers import _filter_input, _setup_scales
+from torchvision.ops.poolers import _filter_input, _multiscale_roi_align, _setup_scales
 
 from backbones.layout import is_channels_last
 
@@ -173,6 +173,9 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
         if self.scales is None or self.map_levels is None:
             self.scales, self.map_levels = _setup_scales(features, image_shapes, self.canonical_scale,
                                                          self.canonical_level)
+        if torch.jit.is_scripting():  # torchvision's pooling, what the exact path computes; the rest is eager only
+            return _multiscale_roi_align(features, boxes, self.output_size, self.sampling_ratio, self.scales,
+                                         self.map_levels)
         layout = torch.channels_last if self._channels_last_output(features[0]) else torch.contiguous_format
         rois = _as_rois(boxes)
         if len(features) == 1:

@@ -7,7 +7,12 @@ say so in their `pretrained_cfg`: MSRA Caffe weights expect BGR pixels in 0-255 
 from collections.abc import Mapping
 
 import torch
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.transform import (
+    GeneralizedRCNNTransform,
+    _resize_image_and_masks,
+    resize_boxes,
+    resize_keypoints,
+)
 
 CHANNEL_ORDERS = ("RGB", "BGR")
 
@@ -44,23 +49,46 @@ class RCNNTransform(GeneralizedRCNNTransform):
         self.channel_order = channel_order
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        """Flips RGB to BGR when the weights expect BGR, then subtracts the mean and divides by the std."""
+        """Flips RGB to BGR when the weights expect BGR, then subtracts the mean and divides by the std, in
+        torchvision's order of operations (the same bits)."""
+        if not image.is_floating_point():
+            raise TypeError(f"images must be float tensors with values in 0-1, got {image.dtype}")
         if self.channel_order == "BGR":
             image = image.flip(0)
-        return super().normalize(image)
+        mean = torch.as_tensor(self.image_mean, dtype=image.dtype, device=image.device)
+        std = torch.as_tensor(self.image_std, dtype=image.dtype, device=image.device)
+        return (image - mean[:, None, None]) / std[:, None, None]
 
-    def resize(self, image: torch.Tensor, target: dict | None = None) -> tuple[torch.Tensor, dict | None]:
-        """torchvision's resize; an image so elongated (e.g. 10000x20) that its short side would shrink below one
+    def resize(
+        self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """torchvision's resize (the short side to a random `min_size` in training, to the last one in evaluation,
+        the long one at most `max_size`; boxes, masks and keypoints alike), written without `super()` so that
+        TorchScript compiles it. An image so elongated (e.g. 10000x20) that its short side would shrink below one
         pixel, which torchvision fails on, is resized to one pixel on that side instead."""
+        if self.training and self._skip_resize:
+            return image, target
         height, width = image.shape[-2:]
-        scale = min(min(self.min_size) / min(height, width), self.max_size / max(height, width))
-        if self.fixed_size is not None or min(height, width) * scale >= 1 or (self.training and self._skip_resize):
-            return super().resize(image, target)
-        self.fixed_size = (max(1, int(width * scale)), max(1, int(height * scale)))
-        try:
-            return super().resize(image, target)
-        finally:
-            self.fixed_size = None
+        short_side = self.torch_choice(self.min_size) if self.training else self.min_size[-1]
+        fixed_size = self._fixed_size_for(height, width, short_side)
+        image, target = _resize_image_and_masks(image, short_side, self.max_size, target, fixed_size)
+        if target is None:
+            return image, target
+        new_size = [image.shape[-2], image.shape[-1]]
+        target["boxes"] = resize_boxes(target["boxes"], [height, width], new_size)
+        if "keypoints" in target:
+            target["keypoints"] = resize_keypoints(target["keypoints"], [height, width], new_size)
+        return image, target
+
+    def _fixed_size_for(self, height: int, width: int, short_side: int) -> tuple[int, int] | None:
+        """`fixed_size`, or for an image whose short side would shrink below one pixel the (width, height) that
+        keeps it at one pixel; None to resize by scale."""
+        if self.fixed_size is not None:
+            return self.fixed_size
+        scale = min(short_side / min(height, width), self.max_size / max(height, width))
+        if min(height, width) * scale >= 1:
+            return None
+        return max(1, int(width * scale)), max(1, int(height * scale))
 
     def __repr__(self) -> str:
         return super().__repr__().replace("Normalize(", f"Normalize(channel_order={self.channel_order}, ", 1)

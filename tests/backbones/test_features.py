@@ -49,8 +49,9 @@ def test_features_only_keeps_weights_loaded_before_wrapping(tmp_path):
     assert not hasattr(features, "layer3") and not hasattr(features, "fc")
 
 
-def test_fused_batchnorm_gives_the_same_maps():
-    model = backbones.create_backbone("resnet50", features_only=True, norm="frozen_bn", style="caffe").eval()
+@pytest.mark.parametrize("name, style", [("resnet50", "caffe"), ("resnext50_32x4d", "pytorch")])
+def test_fused_batchnorm_gives_the_same_maps(name, style):
+    model = backbones.create_backbone(name, features_only=True, norm="frozen_bn", style=style).eval()
     randomise_statistics(model)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

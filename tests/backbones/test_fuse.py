@@ -17,6 +17,7 @@ ARCHITECTURES = [
     ("resnet34", {"shortcut": "C", "output_stride": 8}),
     ("resnet20_cifar", {}),  # option A shortcuts, no max pool: layer1 starts from the stem's own (returned) map
     ("plain18", {}),
+    ("resnext50_32x4d", {"output_stride": 16}),  # grouped 3x3 convolutions, dilated in the last stage
 ]
 
 

@@ -27,10 +27,15 @@ def test_list_filters_like_timm():
         assert f"resnet{depth}.tv_in1k" in backbones.list_backbones(pretrained=True)
 
 
-@pytest.mark.parametrize("depth, params", [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032),
-                                           (101, 44_549_160), (152, 60_192_808)])
-def test_parameter_counts_equal_torchvision(depth, params):
-    model = backbones.create_backbone(f"resnet{depth}")
+@pytest.mark.parametrize("name, params", [
+    ("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032), ("resnet101", 44_549_160),
+    ("resnet152", 60_192_808), ("resnext50_32x4d", 25_028_904), ("resnext101_32x8d", 88_791_336),
+    ("resnext101_64x4d", 83_455_272), ("wide_resnet50_2", 68_883_240), ("wide_resnet101_2", 126_886_696),
+    ("resnext101_32x4d", 44_177_704),  # not in torchvision: timm's count
+])
+def test_parameter_counts_equal_torchvision(name, params):
+    with torch.device("meta"):  # shapes only
+        model = backbones.create_backbone(name)
     assert sum(p.numel() for p in model.parameters()) == params
 
 
@@ -40,6 +45,28 @@ def test_cifar_parameter_counts_match_paper_table_6(depth, millions):
     model = backbones.create_backbone(f"resnet{depth}_cifar")
     count = sum(p.numel() for p in model.parameters()) / 1e6
     assert round(count, 2 if millions < 1 else 1) == millions
+
+
+def test_resnext_and_wide_resnet_tags_are_torchvision_and_detectron2_releases():
+    assert set(backbones.list_backbones(["resnext*", "wide_*"], pretrained=True)) == {
+        "resnext50_32x4d.tv_in1k", "resnext50_32x4d.tv2_in1k", "resnext101_32x8d.tv_in1k",
+        "resnext101_32x8d.tv2_in1k", "resnext101_32x8d.fair_in1k", "resnext101_64x4d.tv_in1k",
+        "wide_resnet50_2.tv_in1k", "wide_resnet50_2.tv2_in1k", "wide_resnet101_2.tv_in1k", "wide_resnet101_2.tv2_in1k",
+    }
+    cfgs = {f"{arch}.{tag}": cfg for arch, tags in PRETRAINED_CFGS.items() for tag, cfg in tags.items()}
+    assert cfgs["resnext101_64x4d.tv_in1k"]["input_size"] == cfgs["resnext50_32x4d.tv2_in1k"]["input_size"]
+    assert cfgs["wide_resnet101_2.tv2_in1k"]["url"] == "https://download.pytorch.org/models/wide_resnet101_2-d733dc28.pth"
+
+
+def test_fair_resnext_tag_expects_bgr_pixels_in_0_255():
+    with torch.device("meta"):
+        model = backbones.create_backbone("resnext101_32x8d.fair_in1k")
+    cfg = model.pretrained_cfg
+    assert cfg["url"] == "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/FAIR/X-101-32x8d.pkl"
+    assert (cfg["file_format"], cfg["channel_order"], cfg["pixel_range"]) == ("caffe2", "BGR", 255.0)
+    assert cfg["mean"] == (103.530, 116.280, 123.675) and cfg["std"] == (57.375, 57.120, 58.395)
+    assert model.layer2[0].conv1.stride == (1, 1) and model.layer2[0].conv2.stride == (2, 2)  # STRIDE_IN_1X1=False
+    assert model.layer2[0].conv2.groups == 32 and model.layer2[0].conv2.out_channels == 512
 
 
 def test_tag_selects_the_config():
@@ -57,9 +84,10 @@ def test_shortcut_options():
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
 
+@pytest.mark.parametrize("name, style", [("resnet50", "caffe"), ("resnext50_32x4d", "pytorch")])
 @pytest.mark.parametrize("stride, reductions", [(16, [2, 4, 8, 16, 16]), (8, [2, 4, 8, 8, 8])])
-def test_output_stride_dilates_the_last_stages(stride, reductions):
-    model = backbones.create_backbone("resnet50", output_stride=stride, features_only=True, style="caffe")
+def test_output_stride_dilates_the_last_stages(name, style, stride, reductions):
+    model = backbones.create_backbone(name, output_stride=stride, features_only=True, style=style)
     x = torch.randn(1, 3, 64, 64)
     assert [64 // m.shape[-1] for m in model(x)] == reductions == model.feature_info.reduction()
 
@@ -69,6 +97,17 @@ def test_output_stride_dilates_the_last_stages(stride, reductions):
 def test_norm_choices(norm, kind):
     model = backbones.create_backbone("resnet20_cifar", norm=norm)
     assert isinstance(model.layer1[0].bn1, kind)
+
+
+@pytest.mark.parametrize("norm", ["bn", "frozen_bn", "sync_bn", "gn"])
+def test_norm_choices_on_grouped_bottlenecks(norm):
+    model = backbones.create_backbone("resnext50_32x4d", norm=norm, features_only=True).eval()
+    block = model.layer1[0]
+    assert block.conv2.groups == 32 and block.conv2.weight.shape == (128, 4, 3, 3)
+    assert type(block.bn2) is type(backbones.norm.make_norm(norm, 128))
+    with torch.no_grad():
+        maps = model(torch.randn(1, 3, 64, 64))
+    assert [m.shape[1] for m in maps] == model.feature_info.channels()
 
 
 def test_group_norm_keeps_channels_last_maps_channels_last():
@@ -104,6 +143,11 @@ def test_frozen_bn_is_constant_in_training():
     (lambda: backbones.create_backbone("resnet18", norm="batchnorm"), "bn, frozen_bn, sync_bn, gn"),
     (lambda: backbones.create_backbone("resnet50", style="v1"), "pytorch, caffe"),
     (lambda: backbones.create_backbone("resnet18", shortcut="D"), "A, B, C, none"),
+    (lambda: backbones.ResNet("basic", (2, 2), cardinality=32, base_width=4),
+     "basic blocks support only cardinality=1 and base_width=64, got cardinality=32, base_width=4"),
+    (lambda: backbones.ResNet("bottleneck", (1, 1), cardinality=0), "cardinality=0 and base_width=64"),
+    (lambda: backbones.create_backbone("resnet20_cifar", shortcut_pad="left"), "shortcut_pad='left'"),
+    (lambda: backbones.blocks.ZeroPadShortcut(2, 16, "both"), "choose one of append, center"),
     (lambda: backbones.create_backbone("resnet18", output_stride=4), "(8, 16, 32)"),
     (lambda: backbones.create_backbone("resnet20_cifar", output_stride=8), "(4,)"),
     (lambda: backbones.create_backbone("resnet18", frozen_stages=5), "-1..4"),

@@ -9,15 +9,20 @@ import heads
 
 BOX_LOSSES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
 CASES = [(kind, neck) for kind in ("faster_rcnn", "mask_rcnn") for neck in ("fpn", "c4")]
+# pre-activation nets end their stages without a norm and keep a final one: a cheaper subset of the cases
+PREACT_CASES = [("faster_rcnn", "fpn"), ("mask_rcnn", "c4")]
+# grouped bottlenecks: one FPN case here (a C4 step on ResNeXt-50 takes 10 s on a CPU; see the res5 test below)
+RESNEXT_CASES = [("resnext50_32x4d", "mask_rcnn", "fpn")]
 
 
-@pytest.mark.parametrize("kind,neck", CASES)
-def test_trains_a_step_then_detects(kind, neck, fast_options, targets):
+@pytest.mark.parametrize("backbone,kind,neck", [("resnet18", *case) for case in CASES]
+                         + [("resnetv2_18", *case) for case in PREACT_CASES] + RESNEXT_CASES)
+def test_trains_a_step_then_detects(backbone, kind, neck, fast_options, targets):
     torch.manual_seed(0)
-    model = heads.build_detector(kind, backbone="resnet18", num_classes=3, box_score_thresh=0.0,
+    model = heads.build_detector(kind, backbone=backbone, num_classes=3, box_score_thresh=0.0,
                                  **fast_options(kind, neck))
     assert isinstance(model, MaskRCNN if kind == "mask_rcnn" else FasterRCNN)
-    assert model.num_classes == 3 and model.pretrained_cfg["architecture"] == "resnet18"
+    assert model.num_classes == 3 and model.pretrained_cfg["architecture"] == backbone
     with_masks = kind == "mask_rcnn"
     losses = model.train()([torch.rand(3, 128, 128), torch.rand(3, 128, 128)], targets(with_masks))
     assert set(losses) == BOX_LOSSES | ({"loss_mask"} if with_masks else set())
@@ -34,7 +39,8 @@ def test_trains_a_step_then_detects(kind, neck, fast_options, targets):
         count = len(output["scores"])
         assert 0 < count <= 20
         assert output["boxes"].shape == (count, 4) and output["labels"].shape == (count,)
-        assert output["boxes"][:, 2].max() <= width and output["boxes"][:, 3].max() <= height
+        # clipped to the resized image, boxes come back to the input's size within float rounding of its border
+        assert output["boxes"][:, 2].max() <= width + 1e-3 and output["boxes"][:, 3].max() <= height + 1e-3
         assert set(output["labels"].tolist()) <= {1, 2}
         if with_masks:
             assert output["masks"].shape == (count, 1, height, width)
@@ -50,6 +56,26 @@ def test_c4_heads_run_res5_on_14x14_rois(fast_options):
     assert roi_heads.box_head(rois).shape == (2, 512)
     assert roi_heads.mask_predictor(roi_heads.mask_head(rois)).shape == (2, 3, 14, 14)
     assert model.rpn.head.cls_logits.out_channels == 15
+
+
+def test_c4_heads_run_grouped_res5_of_resnext(fast_options):
+    model = heads.faster_rcnn("resnext50_32x4d", num_classes=3, **fast_options("faster_rcnn", "c4")).eval()
+    res5 = model.roi_heads.box_head.res5
+    assert model.backbone.out_channels == 1024 and res5[0].conv2.groups == 32 and res5[0].conv2.stride == (2, 2)
+    assert model.roi_heads.box_predictor.cls_score.in_features == 2048
+    assert model.rpn.head.conv[0][0].in_channels == 1024
+    with torch.no_grad():
+        assert model.roi_heads.box_head(torch.randn(2, 1024, 14, 14)).shape == (2, 2048)
+
+
+def test_c4_heads_of_preactivation_nets_end_with_the_final_norm(fast_options):
+    model = heads.mask_rcnn("resnetv2_18", num_classes=3, **fast_options("mask_rcnn", "c4")).eval()
+    box_head, mask_head = model.roi_heads.box_head, model.roi_heads.mask_head
+    assert mask_head.res5 is box_head.res5 and mask_head.norm is box_head.norm is not None
+    rois = torch.randn(2, 256, 14, 14)
+    with torch.no_grad():
+        maps = torch.relu(box_head.norm(box_head.res5(rois)))
+        assert torch.equal(mask_head(rois), maps) and torch.equal(box_head(rois), maps.mean(dim=(2, 3)))
 
 
 @pytest.mark.parametrize("box_head, convs", [("2conv1fc", 2), ("4conv1fc", 4)])

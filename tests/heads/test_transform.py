@@ -1,4 +1,5 @@
 """Input normalisation follows the backbone's weights: RGB 0-1 images are turned into what the weights expect."""
+import pytest
 import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
@@ -39,3 +40,37 @@ def test_skip_resize_in_training_keeps_training_images_but_resizes_at_eval():
     assert images.image_sizes == [(100, 150)] and torch.equal(targets[0]["boxes"], target["boxes"])
     images, _ = transform.eval()([image])
     assert images.image_sizes == [(128, 192)]
+
+
+def sample_target(height: int, width: int) -> dict:
+    masks = torch.zeros(1, height, width, dtype=torch.uint8)
+    masks[0, : height // 2, : width // 2] = 1
+    return dict(boxes=torch.tensor([[1.0, 1.0, width / 2, height / 2]]), masks=masks,
+                keypoints=torch.tensor([[[2.0, 3.0, 1.0]]]))
+
+
+def transformed(transform, image: torch.Tensor, training: bool, seed: int = 0) -> tuple:
+    torch.manual_seed(seed)  # training picks min_size at random
+    images, targets = transform.train(training)([image], [sample_target(*image.shape[-2:])])
+    return images.tensors, images.image_sizes, targets[0]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("training", [False, True])
+def test_resize_is_torchvisions_and_scripts(training):
+    cfg = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, channel_order="RGB", pixel_range=1.0)
+    ours = heads.RCNNTransform((96, 112, 128), 160, cfg)
+    reference = GeneralizedRCNNTransform((96, 112, 128), 160, IMAGENET_MEAN, IMAGENET_STD)
+    scripted = torch.jit.script(ours)
+    for seed in range(3):
+        image = torch.rand(3, 100, 150)
+        expected = transformed(reference, image, training, seed)
+        for transform in (ours, scripted):
+            got = transformed(transform, image, training, seed)
+            assert torch.equal(got[0], expected[0]) and got[1] == expected[1]
+            assert got[2].keys() == expected[2].keys()
+            assert all(torch.equal(got[2][k], expected[2][k]) for k in expected[2])
+    elongated = torch.rand(3, 4, 2000)  # torchvision would shrink its height below one pixel
+    eager, compiled = transformed(ours, elongated, training), transformed(scripted, elongated, training)
+    assert eager[1] == compiled[1] == [(1, 160)] and torch.equal(eager[0], compiled[0])
+    assert all(torch.equal(eager[2][k], compiled[2][k]) for k in eager[2])

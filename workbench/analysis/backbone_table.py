@@ -34,10 +34,11 @@ def feature_rows(names: list[str], size: int) -> list[dict]:
 
 
 def print_feature_table(rows: list[dict]) -> None:
-    print(f"\n{'backbone':<18} {'params':>12}  {'feature maps (channels/stride)':<52} feature_info")
+    width = max(len("backbone"), *(len(row["name"]) for row in rows))
+    print(f"\n{'backbone':<{width}} {'params':>12}  {'feature maps (channels/stride)':<52} feature_info")
     for row in rows:
         maps = " ".join(f"{c}/{r}" for c, r in row["maps"])
-        print(f"{row['name']:<18} {row['params']:>12,}  {maps:<52} {'agrees' if row['agree'] else 'DIFFERS'}")
+        print(f"{row['name']:<{width}} {row['params']:>12,}  {maps:<52} {'agrees' if row['agree'] else 'DIFFERS'}")
 
 
 def write_formats(model: torch.nn.Module, folder: Path) -> dict[str, Path]:

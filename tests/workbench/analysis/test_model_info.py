@@ -8,6 +8,8 @@ TABLE_1 = [  # (model, options, GMACs at 224 px)
     ("resnet50", {"style": "caffe"}, 3.8), ("resnet101", {"style": "caffe"}, 7.6),
     ("resnet152", {"style": "caffe"}, 11.3),
     ("resnet50", {}, 4.09), ("resnet101", {}, 7.80), ("resnet152", {}, 11.51),  # torchvision's published numbers
+    ("resnext50_32x4d", {}, 4.23), ("resnext101_32x8d", {}, 16.414), ("resnext101_64x4d", {}, 15.46),
+    ("wide_resnet50_2", {}, 11.398), ("wide_resnet101_2", {}, 22.753),
 ]
 
 
@@ -32,3 +34,25 @@ def test_cli_prints_a_row_per_matching_model_and_its_stages(capsys, tool_args):
     assert all(sum(row["stages"].values()) == row["macs"] for row in rows)
     header, *_, last = capsys.readouterr().out.splitlines()
     assert header.split()[-2:] == ["layer4", "fc"] and "plain18" in last
+
+
+def test_cli_prints_a_row_for_every_resnext_and_wide_resnet(capsys, tool_args):
+    rows = model_info.print_model_facts(tool_args("model_info", ["resnext*", "wide_resnet*", "--size", "64"]))
+    names = ["resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d", "resnext50_32x4d", "wide_resnet101_2",
+             "wide_resnet50_2"]
+    assert [row["name"] for row in rows] == names
+    printed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert printed == names
+
+
+def test_cli_gives_a_row_for_every_preactivation_net(capsys, tool_args):
+    rows = model_info.print_model_facts(tool_args("model_info", ["resnetv2_*", "preact_*"]))
+    names = ["resnetv2_101", "resnetv2_152", "resnetv2_18", "resnetv2_34", "resnetv2_50", "preact_resnet1001_cifar",
+             "preact_resnet110_cifar", "preact_resnet164_cifar"]
+    assert [row["name"] for row in rows] == names
+    facts = {row["name"]: row for row in rows}
+    assert facts["resnetv2_50"]["params"] == 25_549_352 and facts["resnetv2_101"]["params"] == 44_541_480
+    # timm's model cards: 4.1 and 7.8 GMACs at 224 px
+    assert facts["resnetv2_50"]["macs"] / 1e9 == pytest.approx(4.1, abs=0.05)
+    assert facts["resnetv2_101"]["macs"] / 1e9 == pytest.approx(7.8, abs=0.05)
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == names
