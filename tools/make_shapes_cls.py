@@ -7,6 +7,7 @@ Layout (ImageNet-style class folders, read by workbench.data.classification.Imag
 
 Examples:
     python tools/make_shapes_cls.py --output-dir output/shapes_cls --num-train 10000 --num-val 2000 --size 32
+    python tools/make_shapes_cls.py --output-dir output/shapes_cls32_easy --background plain --extent 0.6 0.9
 """
 import argparse
 
@@ -21,6 +22,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-val", type=int, default=2000, help="number of validation images")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same bytes)")
     parser.add_argument("--size", type=int, default=32, help="image side in pixels")
+    parser.add_argument("--background", default="textured", choices=shapes_classification.BACKGROUNDS,
+                        help="textured (the default set) or plain (one colour per image: easier)")
+    parser.add_argument("--extent", type=float, nargs=2, default=list(shapes_classification.EXTENT_RANGE),
+                        metavar=("LOW", "HIGH"), help="the shape's diameter as a fraction of the image side")
     return parser
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib
 
 import backbones
+from workbench.config.checks import check_values
 from workbench.config.loader import load_config
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.engine import trainer
@@ -50,7 +51,8 @@ def train_models(models: list[str], config_path: str, output_dir: Path, override
     configs = {}
     for name in models:
         run = output_dir / name
-        configs[name] = load_config(CLASSIFICATION_DEFAULTS, config_path, overrides + [f"model.backbone={name}"])
+        configs[name] = check_values(load_config(CLASSIFICATION_DEFAULTS, config_path,
+                                                 overrides + [f"model.backbone={name}"]))
         configs[name]["train"]["output_dir"] = str(run)
         if retrain or not (run / "model_final.pth").is_file():
             print(f"training {name} into {run}")
@@ -64,11 +66,13 @@ def count_parameters(model_spec: dict) -> int:
 
 
 def error_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Training error (100 - train/top1, per log period) and test error (100 - val/top1) against iterations."""
+    """Training error (100 - train/top1, per log period) and test error (100 - val/top1) against iterations, and
+    where the error-driven warm-up (solver.warmup_until_error) ended: [(iteration, training error)], or []."""
     records = read_metrics(metrics_path)
     return {
         "train": [(r["iteration"], 100 - r["train/top1"]) for r in records if r.get("train/top1") is not None],
         "test": [(r["iteration"], 100 - r["val/top1"]) for r in records if r.get("val/top1") is not None],
+        "warmup_end": [(r["iteration"], 100 - r["train/top1"]) for r in records if r.get("warmup_ended")],
     }
 
 
@@ -78,7 +82,8 @@ def final_train_error(curve: list[tuple[int, float]], last: int = 5) -> float:
 
 
 def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
-    """Fig. 6: one panel per family; thin dashed lines training error, bold lines test error, a colour per depth."""
+    """Fig. 6: one panel per family; thin dashed lines training error, bold lines test error, a colour per depth,
+    a cross where the error-driven warm-up ended."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     depths = sorted({family_and_depth(name)[1] for name in curves})
@@ -90,6 +95,8 @@ def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
                       label=f"{family}-{depth} train")
         if curve["test"]:
             axis.plot(*zip(*curve["test"]), linewidth=2.5, color=colour, label=f"{family}-{depth} test")
+        if curve.get("warmup_end"):
+            axis.plot(*zip(*curve["warmup_end"]), marker="x", markersize=9, linestyle="none", color=colour)
     for axis, title in zip(axes, ("plain networks", "residual networks")):
         axis.set(xlabel="iteration", title=title)
         axis.grid(alpha=0.3)
@@ -102,14 +109,15 @@ def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
 
 
 def summary_rows(curves: dict[str, dict], params: dict[str, int]) -> list[dict]:
-    """Per model: family, depth, parameters, final training error (mean of the last log periods) and final test
-    error."""
+    """Per model: family, depth, parameters, final training error (mean of the last log periods), final test error
+    and the iteration where the error-driven warm-up ended (None without one)."""
     rows = []
     for name, curve in curves.items():
         family, depth = family_and_depth(name)
         rows.append(dict(model=name, family=family, depth=depth, params=params[name],
                          train_error=final_train_error(curve["train"]),
-                         test_error=curve["test"][-1][1] if curve["test"] else float("nan")))
+                         test_error=curve["test"][-1][1] if curve["test"] else float("nan"),
+                         warmup_end=curve["warmup_end"][0][0] if curve.get("warmup_end") else None))
     return rows
 
 
@@ -131,9 +139,9 @@ def verdict(rows: list[dict]) -> str:
 
 def format_rows(rows: list[dict]) -> str:
     """The summary as a table."""
-    lines = [f"{'model':<16} {'depth':>5} {'params':>10} {'train err %':>11} {'test err %':>10}"]
-    lines += [f"{r['model']:<16} {r['depth']:>5} {r['params']:>10,} {r['train_error']:11.2f} {r['test_error']:10.2f}"
-              for r in rows]
+    lines = [f"{'model':<16} {'depth':>5} {'params':>10} {'train err %':>11} {'test err %':>10} {'warm-up end':>11}"]
+    lines += [f"{r['model']:<16} {r['depth']:>5} {r['params']:>10,} {r['train_error']:11.2f} {r['test_error']:10.2f} "
+              f"{'-' if r.get('warmup_end') is None else r['warmup_end']:>11}" for r in rows]
     return "\n".join(lines)
 
 

@@ -20,6 +20,8 @@ RULES = {  # key: (test, what is expected)
     "solver.max_iter": (lambda v: _integer(v) and v > 0, "an integer > 0"),
     "solver.warmup_iters": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "solver.warmup_factor": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "solver.warmup_until_error": (lambda v: v is None or (_number(v) and 0 < v < 100),
+                                  "null or a training error in percent, in (0, 100)"),
     "solver.gamma": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
     "solver.steps": (lambda v: isinstance(v, list) and all(_integer(s) and s > 0 for s in v) and v == sorted(v),
                      "a list of increasing iterations > 0"),
@@ -38,8 +40,8 @@ RULES = {  # key: (test, what is expected)
 
 
 def check_values(config: dict) -> dict:
-    """Raises a UserError for the first impossible value of `config` (see `RULES`, and warm-up shorter than the
-    run); returns `config`."""
+    """Raises a UserError for the first impossible value of `config` (see `RULES`, warm-up shorter than the run, and
+    one warm-up at a time); returns `config`."""
     for key, (valid, expected) in RULES.items():
         section, name = key.split(".")
         if name in config.get(section, {}) and not valid(config[section][name]):
@@ -48,4 +50,8 @@ def check_values(config: dict) -> dict:
     if solver["warmup_iters"] >= solver["max_iter"]:
         raise UserError(f"solver.warmup_iters={solver['warmup_iters']} is not below solver.max_iter="
                         f"{solver['max_iter']}: the run would end during warm-up")
+    if solver.get("warmup_until_error") is not None and solver["warmup_iters"]:
+        raise UserError(f"solver.warmup_until_error={solver['warmup_until_error']} and solver.warmup_iters="
+                        f"{solver['warmup_iters']} are two warm-ups; set solver.warmup_iters=0 (the warm-up then lasts "
+                        f"until the training error is below warmup_until_error) or warmup_until_error=null")
     return config

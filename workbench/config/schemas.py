@@ -35,12 +35,17 @@ CLASSIFICATION_DEFAULTS = {
     "model": {"backbone": "resnet18", "num_classes": 10, "backbone_weights": None, "options": {}},
     "data": {
         "dataset": "shapes", "root": "output/shapes_cls", "train_dir": "train", "val_dir": "val", "download": True,
-        "holdout": 0, "seed": 0, "shapes": {"num_train": 10000, "num_val": 2000, "size": 32, "seed": 0},
+        "holdout": 0, "seed": 0,
+        "shapes": {"num_train": 10000, "num_val": 2000, "size": 32, "seed": 0, "background": "textured",
+                   "extent": [0.4, 0.9]},
         "batch_size": 128, "workers": 2,
         "augment": {"kind": "pad_crop", "crop": 32, "padding": 4, "scale_range": [256, 480], "hflip": True},
         "mean": None, "std": None, "eval_resize": None, "eval_crop": None, "unreadable_images": "skip",
     },
-    "solver": dict(SOLVER_DEFAULTS, lr=0.1, max_iter=64000, steps=[32000, 48000], warmup_iters=0),
+    # warmup_until_error: null, or the training error (%) above which the learning rate is lr * warmup_factor (the
+    # paper's ResNet-110 on CIFAR: 80, with warmup_factor 0.1); see engine.solver.ErrorWarmup
+    "solver": dict(SOLVER_DEFAULTS, lr=0.1, max_iter=64000, steps=[32000, 48000], warmup_iters=0,
+                   warmup_until_error=None),
     "train": {"output_dir": "output/cls", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
               "device": "auto"},
     "eval": {"batch_size": 256, "workers": None},

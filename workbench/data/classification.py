@@ -187,7 +187,8 @@ def ensure_shapes(data: dict) -> None:
     root = Path(data["root"])
     if not (root / MARKER).is_file() and distributed.is_main_process():
         shapes = data["shapes"]
-        make_shapes_cls(root, shapes["num_train"], shapes["num_val"], shapes["seed"], shapes["size"])
+        make_shapes_cls(root, shapes["num_train"], shapes["num_val"], shapes["seed"], shapes["size"],
+                        shapes["background"], tuple(shapes["extent"]))
     distributed.barrier()
 
 

@@ -2,7 +2,9 @@
 
 Each image shows one flat-coloured shape (40-90% of the image side, rotated, anywhere inside the image) on the
 textured background of the detection shapes (`workbench.data.shapes`). Small hexagons look like circles and
-ellipses like rotated diamonds, so the task is learnable in minutes on a CPU but not trivial. Classes are balanced
+ellipses like rotated diamonds, so the task is learnable in minutes on a CPU but not trivial. An easier set, for
+experiments that must show learning within minutes (tools/degradation.py), takes a plain background of one random
+colour (`background="plain"`) and larger shapes (`extent`, e.g. (0.6, 0.9)). Classes are balanced
 (image `i` is of class `i % 10`) and the same arguments always give byte-identical files: every image draws from its
 own generator seeded with (seed, split, index). `classes.txt` is written last and marks a complete dataset.
 
@@ -22,6 +24,7 @@ from workbench.errors import UserError
 
 CLASSES = ("circle", "ellipse", "square", "diamond", "triangle", "pentagon", "hexagon", "star", "cross", "ring")
 EXTENT_RANGE = (0.4, 0.9)  # the shape's diameter as a fraction of the image side
+BACKGROUNDS = ("textured", "plain")
 CIRCLE_VERTICES = 48
 MARKER = "classes.txt"
 
@@ -62,9 +65,11 @@ def outlines(name: str, radius: float, angle: float) -> list[tuple[np.ndarray, b
     return [(regular_polygon(sides, radius, angle), True)]
 
 
-def shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """The bool [size, size] mask of a randomly sized, rotated and placed shape lying inside the image."""
-    radius = rng.uniform(*EXTENT_RANGE) * size / 2
+def shape_mask(name: str, size: int, rng: np.random.Generator, extent: tuple[float, float] = EXTENT_RANGE
+               ) -> np.ndarray:
+    """The bool [size, size] mask of a randomly sized (diameter: a fraction in `extent` of the image side), rotated
+    and placed shape lying inside the image."""
+    radius = rng.uniform(*extent) * size / 2
     polygons = outlines(name, radius, rng.uniform(0, 2 * np.pi))
     extent = np.abs(np.concatenate([points for points, _ in polygons])).max(axis=0)
     centre = rng.uniform(extent, size - extent)
@@ -75,16 +80,25 @@ def shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(canvas, dtype=bool)
 
 
-def draw_image(rng: np.random.Generator, name: str, size: int) -> np.ndarray:
+def draw_background(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    """A float32 [size, size, 3] background: the detection shapes' texture, or one random colour ("plain")."""
+    if kind == "plain":
+        return np.broadcast_to(rng.uniform(40, 215, size=3).astype(np.float32), (size, size, 3)).copy()
+    return textured_background(rng, size)
+
+
+def draw_image(rng: np.random.Generator, name: str, size: int, background: str = "textured",
+               extent: tuple[float, float] = EXTENT_RANGE) -> np.ndarray:
     """One uint8 [size, size, 3] image of shape `name`."""
-    canvas = textured_background(rng, size)
-    mask = shape_mask(name, size, rng)
+    canvas = draw_background(rng, size, background)
+    mask = shape_mask(name, size, rng, extent)
     canvas[mask] = contrasting_colour(rng, canvas[mask].mean(axis=0, keepdims=True))
     canvas += NOISE_STD * rng.standard_normal(size=(size, size, 1), dtype=np.float32)
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 0, size: int = 32) -> Path:
+def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 0, size: int = 32,
+                    background: str = "textured", extent: tuple[float, float] = EXTENT_RANGE) -> Path:
     """Writes both splits under `root` as class folders and returns `root`.
 
     Args:
@@ -93,26 +107,35 @@ def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 
         num_val: number of validation images.
         seed: the dataset seed; the same arguments give byte-identical files.
         size: image side in pixels.
+        background: "textured" (the default set) or "plain" (one colour per image: an easier set).
+        extent: the range of the shape's diameter as a fraction of the image side; larger shapes are easier.
     """
     if num_train < len(CLASSES) or num_val < len(CLASSES):
         raise UserError(f"need at least {len(CLASSES)} images per split (one per class), got num_train={num_train}, "
                          f"num_val={num_val}")
     if size < 16:
         raise UserError(f"size must be >= 16 pixels, got {size}")
+    if background not in BACKGROUNDS:
+        raise UserError(f"background={background!r} is not supported; choose one of {', '.join(BACKGROUNDS)}")
+    if len(extent) != 2 or not 0 < extent[0] <= extent[1] <= 1:
+        raise UserError(f"extent={list(extent)!r} is impossible; expected [low, high] with 0 < low <= high <= 1")
     root = Path(root)
     for split, count in zip(SPLITS, (num_train, num_val)):
         for name in CLASSES:
             (root / split / name).mkdir(parents=True, exist_ok=True)
         for index in range(count):
             name = CLASSES[index % len(CLASSES)]
-            pixels = draw_image(np.random.default_rng([seed, SPLITS.index(split), index]), name, size)
+            pixels = draw_image(np.random.default_rng([seed, SPLITS.index(split), index]), name, size, background,
+                                tuple(extent))
             Image.fromarray(pixels).save(root / split / name / f"{index:06d}.png", compress_level=1)
     (root / MARKER).write_text("\n".join(CLASSES) + "\n")
     return root
 
 
 def generate(args: argparse.Namespace) -> Path:
-    root = make_shapes_cls(args.output_dir, args.num_train, args.num_val, args.seed, args.size)
+    root = make_shapes_cls(args.output_dir, args.num_train, args.num_val, args.seed, args.size, args.background,
+                           tuple(args.extent))
     print(f"shapes classification: {args.num_train} train and {args.num_val} val images of {len(CLASSES)} classes, "
-          f"{args.size} px, seed {args.seed}, in {root}")
+          f"{args.size} px, {args.background} background, extent {args.extent[0]:g}-{args.extent[1]:g}, seed "
+          f"{args.seed}, in {root}")
     return root

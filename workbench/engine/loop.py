@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from workbench.engine import checkpoints, distributed
 from workbench.engine.metrics import MetricWriter
+from workbench.engine.solver import TRAIN_ACCURACY, ErrorWarmup, refresh_lr
 from workbench.engine.stop_signals import StopSignal
 
 logger = logging.getLogger(__name__)
@@ -42,13 +43,16 @@ class TrainState:
     iteration: int = 0
     skipped_steps: int = 0
     extra: dict = field(default_factory=dict)
+    error_warmup: ErrorWarmup | None = None
 
     def state_dict(self, config: dict) -> dict:
-        """The model (outside DDP), optimizer, schedule, loss scale, iteration and config (no RNG states)."""
+        """The model (outside DDP), optimizer, schedule, loss scale, iteration, the error-driven warm-up's state
+        and config (no RNG states)."""
         model = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
+        warmup = {"error_warmup": self.error_warmup.state_dict()} if self.error_warmup else {}
         return dict(model=model.state_dict(), optimizer=self.optimizer.state_dict(),
                     scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), iteration=self.iteration,
-                    skipped_steps=self.skipped_steps, config=config, **self.extra)
+                    skipped_steps=self.skipped_steps, config=config, **warmup, **self.extra)
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a checkpoint of `save`; this rank's generators come from its own entry of `rng_per_rank`.
@@ -66,6 +70,8 @@ class TrainState:
             logger.info("the checkpoint was saved without AMP: the loss scale starts at %g", self.scaler.get_scale())
         self.iteration = state["iteration"]
         self.skipped_steps = state.get("skipped_steps", 0)
+        if self.error_warmup and "error_warmup" in state:
+            self.error_warmup.load_state_dict(state["error_warmup"])
         saved, rank, world = state.get("rng_per_rank", []), distributed.get_rank(), distributed.get_world_size()
         if len(saved) != world and rank == 0:
             logger.warning("resuming a run of %d process(es) with %d: each process now reads every %d-th image of "
@@ -140,9 +146,14 @@ def train_loop(
             progress.update(1)
             if state.iteration % settings.log_period == 0 or state.iteration == settings.max_iter or stopping:
                 means = dict(period.pop(), lr=state.optimizer.param_groups[0]["lr"])
+                warmup_ended = state.error_warmup is not None and state.error_warmup.update(state.iteration, means)
+                if warmup_ended:
+                    means["warmup_ended"] = 1.0
                 if main:
                     writer.write(state.iteration, means)
                     progress.set_postfix(loss=f"{means['loss']:.3f}", lr=f"{means['lr']:.4f}")
+                if warmup_ended:
+                    end_warmup(state, means, progress if main else None)
             if stopping:
                 outcome = stop.received or "a stop signal to another process"
                 save(state, output_dir, config)
@@ -167,6 +178,15 @@ def train_loop(
     if writer:
         writer.close()
     return outcome
+
+
+def end_warmup(state: TrainState, means: dict[str, float], progress: tqdm | None) -> None:
+    """Switches to the full learning rate from the next step on, and says so on the main process's `progress`."""
+    refresh_lr(state.scheduler)
+    if progress is not None:
+        progress.write(f"iteration {state.iteration}: training error {100 - means[TRAIN_ACCURACY]:.1f}% < "
+                       f"{state.error_warmup.until_error:g}%, the warm-up ends: lr {means['lr']:g} -> "
+                       f"{state.optimizer.param_groups[0]['lr']:g}")
 
 
 class PeriodMeans:

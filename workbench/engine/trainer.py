@@ -18,7 +18,7 @@ from workbench.data.batching import SeededSamples, training_batches
 from workbench.engine import checkpoints, distributed
 from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, train_loop
 from workbench.engine.metrics import plot_curves
-from workbench.engine.solver import build_optimizer, build_scheduler
+from workbench.engine.solver import ErrorWarmup, build_optimizer, build_scheduler
 from workbench.engine.stop_signals import ignore_stop_signals
 from workbench.errors import MissingFileError
 
@@ -173,8 +173,11 @@ def prepare_state(model: nn.Module, config: dict, device: torch.device, output_d
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         model.broadcast_buffers = buffers_change  # an attribute in older torch, a property in newer
     optimizer = build_optimizer(model, solver)
-    state = TrainState(model, optimizer, build_scheduler(optimizer, solver),
-                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"), device)
+    until_error = solver.get("warmup_until_error")  # a key of classification configs only
+    warmup = ErrorWarmup(until_error, solver["warmup_factor"]) if until_error is not None else None
+    state = TrainState(model, optimizer, build_scheduler(optimizer, solver, warmup),
+                       torch.amp.GradScaler(device.type, enabled=solver["amp"] and device.type == "cuda"), device,
+                       error_warmup=warmup)
     if resume:
         path = checkpoints.last_checkpoint(output_dir)
         if path is None:

@@ -34,6 +34,18 @@ def test_verdict_reports_degradation_of_the_deeper_plain_net(tmp_path):
     assert degradation.plot_degradation(curves, tmp_path / "fig6.png").is_file()
 
 
+def test_the_end_of_the_error_warmup_is_in_the_table_and_the_picture(tmp_path):
+    metrics = write_metrics(tmp_path / "resnet56_cifar", [90, 70, 40], [35])
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    records[1]["warmup_ended"] = 1.0
+    metrics.write_text("".join(json.dumps(record) + "\n" for record in records))
+    curves = {"resnet56_cifar": degradation.error_curves(metrics)}
+    assert curves["resnet56_cifar"]["warmup_end"] == [(20, 70)]
+    rows = degradation.summary_rows(curves, {"resnet56_cifar": 1000})
+    assert rows[0]["warmup_end"] == 20 and degradation.format_rows(rows).splitlines()[1].endswith(" 20")
+    assert degradation.plot_degradation(curves, tmp_path / "fig6.png").is_file()
+
+
 def test_verdict_says_when_the_numbers_disagree_with_the_paper(tmp_path):
     _, rows = synthetic_rows(tmp_path, {"plain20_cifar": [50], "plain56_cifar": [40], "resnet20_cifar": [50],
                                         "resnet56_cifar": [80]})

@@ -87,6 +87,17 @@ def test_impossible_values_are_caught_before_any_work(override, message):
         check_values(load_config(DEFAULTS, "configs/mask_rcnn_r50_fpn_1x_coco.yaml", [override]))
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["solver.warmup_until_error=100"], r"solver.warmup_until_error=100 is impossible; expected null or a training "
+                                        r"error in percent, in \(0, 100\)"),
+    (["solver.warmup_until_error=80", "solver.warmup_iters=400"],
+     r"solver.warmup_until_error=80 and solver.warmup_iters=400 are two warm-ups"),
+])
+def test_an_impossible_error_warmup_is_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        check_values(load_config(CLASSIFICATION_DEFAULTS, None, overrides))
+
+
 def test_a_config_of_the_other_kind_is_named():
     with pytest.raises(ValueError, match=r"resnet18_shapes_cls.yaml belongs to classification configs: this looks "
                                          r"like a classification config"):

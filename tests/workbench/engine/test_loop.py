@@ -1,12 +1,17 @@
 """The training loop's guards, on a toy model."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from workbench.engine import checkpoints
+from workbench.config.schemas import CLASSIFICATION_DEFAULTS
+from workbench.engine import checkpoints, distributed
 from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, train_loop
+from workbench.engine.solver import ErrorWarmup, build_scheduler
+
+SOLVER = dict(CLASSIFICATION_DEFAULTS["solver"], max_iter=10, steps=[])
 
 
 def toy_state() -> TrainState:
@@ -120,3 +125,63 @@ def test_amp_can_be_switched_on_or_off_across_a_resume(tmp_path, device, saved_w
     train_loop(resumed, batches(), step, LoopSettings(max_iter=4, amp=resumed_with_amp), str(tmp_path), {})
     assert resumed.iteration == 4 and resumed.scaler.is_enabled() == resumed_with_amp
     assert torch.isfinite(resumed.model.weight).all()
+
+
+def test_the_error_warmup_ends_when_the_logged_training_error_drops_and_survives_a_resume(tmp_path, capsys):
+    def warmup_state() -> TrainState:
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        warmup = ErrorWarmup(until_error=80, factor=0.1)
+        return TrainState(model, optimizer, build_scheduler(optimizer, SOLVER, warmup),
+                          torch.amp.GradScaler("cpu", enabled=False), error_warmup=warmup)
+
+    def step(model, x):  # 10% accuracy for the first 5 iterations, then 50%
+        accuracy = 10.0 if step.state.iteration < 5 else 50.0
+        return {"loss": model(x).square().mean(), "train/top1": torch.tensor(accuracy)}
+
+    state = step.state = warmup_state()
+    train_loop(state, batches(), step, LoopSettings(max_iter=4, log_period=2, checkpoint_period=4), str(tmp_path), {})
+    assert state.error_warmup.ended_at is None and state.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    resumed = step.state = warmup_state()
+    resumed.load_state_dict(checkpoints.load_training_state(checkpoints.last_checkpoint(tmp_path)))
+    train_loop(resumed, batches(), step, LoopSettings(max_iter=10, log_period=2, checkpoint_period=4), str(tmp_path),
+               {})
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["lr"], r.get("warmup_ended")) for r in records] == [
+        (2, pytest.approx(0.01), None), (4, pytest.approx(0.01), None), (6, pytest.approx(0.01), 1.0),
+        (8, pytest.approx(0.1), None), (10, pytest.approx(0.1), None)]
+    printed = capsys.readouterr()
+    assert "iteration 6: training error 70.0% < 80%, the warm-up ends: lr 0.01 -> 0.1" in printed.out + printed.err
+    assert resumed.error_warmup.ended_at == 6
+    assert torch.load(tmp_path / "model_final.pth", weights_only=True)["error_warmup"] == {"ended_at": 6}
+    again = warmup_state()
+    again.load_state_dict(checkpoints.load_training_state(checkpoints.last_checkpoint(tmp_path)))
+    assert again.error_warmup.ended_at == 6
+
+
+def warmup_rank(rank: int, folder: str) -> None:
+    """One of two gloo processes: rank 0 logs 60% training accuracy from the third iteration on, rank 1 always 0%;
+    writes the iteration where its warm-up ended and its final learning rate."""
+    distributed.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=2)
+    try:
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        warmup = ErrorWarmup(until_error=80, factor=0.1)
+        state = TrainState(model, optimizer, build_scheduler(optimizer, SOLVER, warmup),
+                           torch.amp.GradScaler("cpu", enabled=False), error_warmup=warmup)
+
+        def step(model, x):
+            accuracy = 60.0 if rank == 0 and state.iteration >= 2 else 0.0
+            return {"loss": model(x).square().mean(), "train/top1": torch.tensor(accuracy)}
+
+        train_loop(state, batches(), step, LoopSettings(max_iter=6, log_period=2), f"{folder}/run", {})
+        result = {"ended_at": warmup.ended_at, "lr": optimizer.param_groups[0]["lr"]}
+        (Path(folder) / f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        distributed.cleanup()
+
+
+def test_every_ddp_rank_ends_the_error_warmup_at_the_same_iteration(tmp_path):
+    torch.multiprocessing.spawn(warmup_rank, args=(str(tmp_path),), nprocs=2)
+    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert results == [{"ended_at": 4, "lr": pytest.approx(0.1)}] * 2  # the mean error, 70%, is below 80% on both
