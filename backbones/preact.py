@@ -22,7 +22,7 @@ from .features import FeatureInfo, check_out_indices, check_output_fmt, feature_
 from .freeze import freeze_stages
 from .grad_checkpoint import run_stage
 from .norm import make_norm
-from .resnet import OUTPUT_STRIDES
+from .stage_layout import stage_layout
 
 PREACT_SHORTCUTS = ("A", "B", "C")
 
@@ -175,36 +175,29 @@ class ResNetV2(ClassifierModel):
             raise ValueError(f"block={block!r} is not supported; choose one of {', '.join(PREACT_BLOCKS)}")
         if style not in STYLES:
             raise ValueError(f"style={style!r} is not supported; choose one of {', '.join(STYLES)}")
-        output_stride = _checked_output_stride(output_stride, len(layers), stem)
+        layout = stage_layout(len(layers), stem, output_stride)
         block_cls = PREACT_BLOCKS[block]
         self.drop_rate = drop_rate
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, widths[0], 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-            stride = 4
         else:
             self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
-            stride = 1
         info = [dict(num_chs=widths[0], reduction=2 if stem == "imagenet" else 1, module="conv1")]
 
-        in_channels, dilation = widths[0], 1
-        for index, (planes, depth) in enumerate(zip(widths, layers), start=1):
-            stage_stride = 1 if index == 1 else 2
-            first_dilation = dilation
-            if index > 1 and stride >= output_stride:
-                dilation, stage_stride = dilation * stage_stride, 1
-            stride *= stage_stride
+        in_channels = widths[0]
+        for index, (planes, depth, stage) in enumerate(zip(widths, layers, layout), start=1):
             blocks = []
             for b in range(depth):
                 blocks.append(block_cls(
-                    in_channels, planes, stride=stage_stride if b == 0 else 1, dilation=dilation,
-                    first_dilation=first_dilation if b == 0 else dilation, norm=norm, shortcut=shortcut,
-                    shortcut_pad=shortcut_pad, style=style,
+                    in_channels, planes, stride=stage["stride"] if b == 0 else 1, dilation=stage["dilation"],
+                    first_dilation=stage["first_dilation"] if b == 0 else stage["dilation"], norm=norm,
+                    shortcut=shortcut, shortcut_pad=shortcut_pad, style=style,
                 ))
                 in_channels = planes * block_cls.expansion
             self.add_module(f"layer{index}", PreActStage(*blocks))
-            info.append(dict(num_chs=in_channels, reduction=stride, module=f"layer{index}"))
+            info.append(dict(num_chs=in_channels, reduction=stage["reduction"], module=f"layer{index}"))
         self.norm = make_norm(norm, in_channels)
         self.act = nn.ReLU(inplace=True)
         self.feature_info = FeatureInfo(info, range(len(info)))
@@ -291,19 +284,6 @@ class ResNetV2(ClassifierModel):
         if prune_head or prune_end:
             self.reset_classifier(0, "")
         return take
-
-
-def _checked_output_stride(output_stride: int | None, num_stages: int, stem: str) -> int:
-    """The output stride to build: `output_stride`, or the natural one when None; raises ValueError for others."""
-    if stem not in ("imagenet", "cifar"):
-        raise ValueError(f"stem={stem!r} is not supported; choose 'imagenet' or 'cifar'")
-    natural = 2 ** (num_stages - 1) * (4 if stem == "imagenet" else 1)
-    if output_stride is None or output_stride == natural:
-        return natural
-    valid = OUTPUT_STRIDES if stem == "imagenet" else (natural,)
-    if output_stride not in valid:
-        raise ValueError(f"output_stride={output_stride!r} is not supported here; choose one of {valid}")
-    return output_stride
 
 
 class PreActFeatures(nn.Module):

@@ -13,8 +13,7 @@ from .features import FeatureInfo, check_output_fmt, feature_take_indices
 from .freeze import freeze_stages
 from .grad_checkpoint import run_stage
 from .norm import make_norm
-
-OUTPUT_STRIDES = (8, 16, 32)
+from .stage_layout import stage_layout
 
 
 class ResNet(ClassifierModel):
@@ -57,11 +56,7 @@ class ResNet(ClassifierModel):
             raise ValueError(f"shortcut_pad={shortcut_pad!r} is not supported; choose one of {valid}")
         if cardinality < 1 or base_width < 1:
             raise ValueError(f"cardinality={cardinality!r} and base_width={base_width!r} must both be at least 1")
-        natural_stride = 2 ** (len(layers) - 1) * (4 if stem == "imagenet" else 1)
-        output_stride = output_stride or natural_stride
-        if output_stride != natural_stride and (stem != "imagenet" or output_stride not in OUTPUT_STRIDES):
-            valid = OUTPUT_STRIDES if stem == "imagenet" else (natural_stride,)
-            raise ValueError(f"output_stride={output_stride!r} is not supported here; choose one of {valid}")
+        layout = stage_layout(len(layers), stem, output_stride)
         block_cls = BLOCKS[block]
         self.grad_checkpointing = False
         self.drop_rate = drop_rate
@@ -69,34 +64,26 @@ class ResNet(ClassifierModel):
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, widths[0], 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-            stride = 4
-        elif stem == "cifar":
+        else:
             self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
-            stride = 1
-        else:
-            raise ValueError(f"stem={stem!r} is not supported; choose 'imagenet' or 'cifar'")
         self.bn1 = make_norm(norm, widths[0])
         self.relu = nn.ReLU(inplace=True)
-        info = [dict(num_chs=widths[0], reduction=stride // 2 if stem == "imagenet" else 1, module="relu")]
+        info = [dict(num_chs=widths[0], reduction=2 if stem == "imagenet" else 1, module="relu")]
 
-        in_channels, dilation = widths[0], 1
-        for index, (planes, depth) in enumerate(zip(widths, layers), start=1):
-            stage_stride = 1 if index == 1 else 2
-            first_dilation = dilation
-            if index > 1 and stride >= output_stride:
-                dilation, stage_stride = dilation * stage_stride, 1
-            stride *= stage_stride
+        in_channels = widths[0]
+        for index, (planes, depth, stage) in enumerate(zip(widths, layers, layout), start=1):
             blocks = []
             for b in range(depth):
                 blocks.append(block_cls(
-                    in_channels, planes, stride=stage_stride if b == 0 else 1, dilation=dilation,
-                    first_dilation=first_dilation if b == 0 else dilation, norm=norm, shortcut=shortcut, style=style,
-                    shortcut_pad=shortcut_pad, cardinality=cardinality, base_width=base_width,
+                    in_channels, planes, stride=stage["stride"] if b == 0 else 1, dilation=stage["dilation"],
+                    first_dilation=stage["first_dilation"] if b == 0 else stage["dilation"], norm=norm,
+                    shortcut=shortcut, style=style, shortcut_pad=shortcut_pad, cardinality=cardinality,
+                    base_width=base_width,
                 ))
                 in_channels = planes * block_cls.expansion
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
-            info.append(dict(num_chs=in_channels, reduction=stride, module=f"layer{index}"))
+            info.append(dict(num_chs=in_channels, reduction=stage["reduction"], module=f"layer{index}"))
         self.stage_names = [f"layer{i}" for i in range(1, len(layers) + 1)]
         self.feature_info = FeatureInfo(info, range(len(info)))
         self.num_features = in_channels
