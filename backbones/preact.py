@@ -22,7 +22,7 @@ from .features import FeatureInfo, check_out_indices, check_output_fmt, feature_
 from .freeze import freeze_stages
 from .grad_checkpoint import run_stage
 from .norm import make_norm
-from .stage_layout import stage_layout
+from .stage_layout import add_stages, make_stem_conv, stage_layout
 
 PREACT_SHORTCUTS = ("A", "B", "C")
 
@@ -178,26 +178,11 @@ class ResNetV2(ClassifierModel):
         layout = stage_layout(len(layers), stem, output_stride)
         block_cls = PREACT_BLOCKS[block]
         self.drop_rate = drop_rate
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_chans, widths[0], 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        else:
-            self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
+        self.conv1, self.maxpool = make_stem_conv(in_chans, widths[0], stem)
         info = [dict(num_chs=widths[0], reduction=2 if stem == "imagenet" else 1, module="conv1")]
-
-        in_channels = widths[0]
-        for index, (planes, depth, stage) in enumerate(zip(widths, layers, layout), start=1):
-            blocks = []
-            for b in range(depth):
-                blocks.append(block_cls(
-                    in_channels, planes, stride=stage["stride"] if b == 0 else 1, dilation=stage["dilation"],
-                    first_dilation=stage["first_dilation"] if b == 0 else stage["dilation"], norm=norm,
-                    shortcut=shortcut, shortcut_pad=shortcut_pad, style=style,
-                ))
-                in_channels = planes * block_cls.expansion
-            self.add_module(f"layer{index}", PreActStage(*blocks))
-            info.append(dict(num_chs=in_channels, reduction=stage["reduction"], module=f"layer{index}"))
+        info += add_stages(self, block_cls, widths[0], widths, layers, layout, PreActStage, norm=norm,
+                           shortcut=shortcut, shortcut_pad=shortcut_pad, style=style)
+        in_channels = info[-1]["num_chs"]
         self.norm = make_norm(norm, in_channels)
         self.act = nn.ReLU(inplace=True)
         self.feature_info = FeatureInfo(info, range(len(info)))
