@@ -10,6 +10,7 @@ from torch import nn
 import backbones
 from backbones.checkpoint import CheckpointMismatchError, convert_state_dict, load_weights, read_checkpoint
 from backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from workbench.benchmarks.backbone import randomise_statistics
 
 TAGGED = "resnet20_cifar.akamaster_cifar10"
 
@@ -57,14 +58,7 @@ class ReferenceResNet(nn.Module):
 
 def randomised(model: nn.Module) -> nn.Module:
     """Random BatchNorm weights and statistics, so that a loader dropping any of them is caught; in eval mode."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.2, generator=generator)
-                module.running_mean.normal_(0.0, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
+    randomise_statistics(model)
     return model.eval()
 
 

@@ -13,18 +13,12 @@ from torchvision.ops import FrozenBatchNorm2d
 import backbones
 import heads
 from backbones.norm import GroupNorm
+from workbench.benchmarks.backbone import randomise_statistics
 
 
-def randomise_statistics(model: nn.Module) -> nn.Module:
+def randomised(model: nn.Module) -> nn.Module:
     """Random BatchNorm weights and statistics, so that a dropped or misplaced norm shows in the outputs."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.BatchNorm2d, FrozenBatchNorm2d)):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.uniform_(-0.5, 0.5, generator=generator)
-                module.running_mean.uniform_(-0.5, 0.5, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
+    randomise_statistics(model)
     return model
 
 
@@ -38,7 +32,7 @@ def relative_difference(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 def test_timm_resnetv2_50_checkpoint_gives_identical_outputs(tmp_path):
-    reference = randomise_statistics(timm.create_model("resnetv2_50", pretrained=False)).eval()
+    reference = randomised(timm.create_model("resnetv2_50", pretrained=False)).eval()
     path = tmp_path / "resnetv2_50.pth"
     torch.save(reference.state_dict(), path)
     model = backbones.create_backbone("resnetv2_50", pretrained=path).eval()
@@ -51,7 +45,7 @@ def test_timm_resnetv2_50_checkpoint_gives_identical_outputs(tmp_path):
 
 
 def test_feature_maps_and_intermediates_are_timms(tmp_path):
-    reference = randomise_statistics(timm.create_model("resnetv2_18", pretrained=False)).eval()
+    reference = randomised(timm.create_model("resnetv2_18", pretrained=False)).eval()
     path = tmp_path / "resnetv2_18.pth"
     torch.save(reference.state_dict(), path)
     model = backbones.create_backbone("resnetv2_18", pretrained=path).eval()
@@ -103,7 +97,7 @@ def stage_outputs_of_the_plain_forward(model: nn.Module, x: torch.Tensor) -> lis
                                         ("preact_resnet110_cifar", "bn")])
 def test_features_only_equals_the_plain_forwards_stage_outputs(name, norm):
     """BatchNorm comes before the convolution here: nothing may fold it as in post-activation blocks."""
-    model = randomise_statistics(backbones.create_backbone(name, norm=norm)).eval()
+    model = randomised(backbones.create_backbone(name, norm=norm)).eval()
     features = backbones.create_backbone(name, norm=norm, features_only=True).eval()
     features.load_state_dict(model.state_dict(), strict=False)
     x = images(32 if name.endswith("_cifar") else 64)
@@ -117,7 +111,7 @@ def test_features_only_equals_the_plain_forwards_stage_outputs(name, norm):
 
 
 def test_fuse_batchnorm_leaves_preactivation_blocks_alone():
-    model = randomise_statistics(backbones.create_backbone("resnetv2_50", norm="frozen_bn")).eval()
+    model = randomised(backbones.create_backbone("resnetv2_50", norm="frozen_bn")).eval()
     x = images()
     with torch.no_grad():
         want = model(x)
@@ -139,7 +133,7 @@ def test_detectors_use_preactivation_features():
 
 
 def test_c4_detector_checkpoint_gives_the_whole_backbone(tmp_path):
-    detector = randomise_statistics(heads.faster_rcnn("resnetv2_18", num_classes=3, neck="c4", min_size=64,
+    detector = randomised(heads.faster_rcnn("resnetv2_18", num_classes=3, neck="c4", min_size=64,
                                                       max_size=64))
     path = tmp_path / "detector.pth"
     torch.save({"model": detector.state_dict()}, path)
@@ -151,7 +145,7 @@ def test_c4_detector_checkpoint_gives_the_whole_backbone(tmp_path):
 
 
 def test_forward_intermediates_follows_timm():
-    model = randomise_statistics(backbones.create_backbone("resnetv2_18")).eval()
+    model = randomised(backbones.create_backbone("resnetv2_18")).eval()
     x = images()
     with torch.no_grad():
         final, maps = model.forward_intermediates(x)
@@ -166,7 +160,7 @@ def test_forward_intermediates_follows_timm():
 
 
 def test_prune_intermediate_layers_keeps_the_maps_taken():
-    model = randomise_statistics(backbones.create_backbone("resnetv2_18")).eval()
+    model = randomised(backbones.create_backbone("resnetv2_18")).eval()
     x = images()
     with torch.no_grad():
         want = model.forward_intermediates(x, indices=(1, 2), intermediates_only=True)
@@ -192,7 +186,7 @@ def scripted(module: nn.Module) -> torch.jit.ScriptModule:
     lambda: backbones.create_backbone("resnetv2_50", features_only=True, out_indices=(0, 2)),
 ], ids=["resnetv2_18", "option-A-bottlenecks", "features"])
 def test_torchscript_gives_the_same_outputs(make):
-    model = randomise_statistics(make()).eval()
+    model = randomised(make()).eval()
     x = images(32)
     with torch.no_grad():
         want, got = model(x), scripted(model)(x)
@@ -203,7 +197,7 @@ def test_torchscript_gives_the_same_outputs(make):
 
 
 def test_fx_feature_extractor_gives_the_stage_outputs():
-    model = randomise_statistics(backbones.create_backbone("resnetv2_18")).eval()
+    model = randomised(backbones.create_backbone("resnetv2_18")).eval()
     nodes = {"conv1": "stem", "layer1": "c2", "layer2": "c3", "layer3": "c4", "layer4": "c5", "act": "final"}
     extractor = create_feature_extractor(model, nodes)
     x = images()
