@@ -13,6 +13,9 @@ DETECTION_DEFAULTS = {
     "model": {
         "kind": "mask_rcnn", "backbone": "resnet50", "neck": "fpn", "num_classes": 81, "backbone_weights": None,
         "weights": None, "options": {},
+        # true: output label k is COCO category id k, as in torchvision's COCO checkpoints (91 outputs); false: the
+        # annotation file's categories in id order are labels 1..K
+        "labels_are_category_ids": False,
     },
     "data": {
         "dataset": "coco", "root": "data/coco", "train_images": "train2017",

@@ -88,7 +88,8 @@ def _field(content: dict, key: str, path: Path):
     raise UserError(f"{path} is not a CIFAR batch: it has no {key!r} entry (keys: {sorted(map(str, content))})")
 
 
-def _text(value) -> str:
+def text(value) -> str:
+    """A CIFAR meta file's name (bytes or str) as str."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -109,7 +110,7 @@ class CifarDataset(Dataset):
             raise RuntimeError(f"{where_to_put(Path(root), name, files)}; data.download=false, so nothing was "
                                f"downloaded")
         meta = load_pickle(files[-1])
-        self.classes = [_text(n) for n in _field(meta, spec["names"], files[-1])]
+        self.classes = [text(n) for n in _field(meta, spec["names"], files[-1])]
         images, self.targets = [], []
         for path in files[:-1]:
             batch = load_pickle(path)

@@ -54,14 +54,38 @@ def decode_segmentation(segmentation: list | dict, height: int, width: int) -> n
     return cv2.transpose(mask_utils.decode(rle).T)
 
 
+def label_space(categories: dict[int, str], labels_are_category_ids: bool,
+                source: Path) -> tuple[dict[int, int], list[str]]:
+    """The label of each category id, and the class name of each label (0 the background).
+
+    Args:
+        categories: category names by id.
+        labels_are_category_ids: label k is category id k; otherwise the categories in id order are labels 1..K.
+        source: the annotation file, for the error.
+    """
+    if not labels_are_category_ids:
+        cat_ids = sorted(categories)
+        return ({cat_id: label for label, cat_id in enumerate(cat_ids, start=1)},
+                ["__background__"] + [categories[cat_id] for cat_id in cat_ids])
+    if min(categories, default=1) < 1:
+        raise UserError(f"{source}: category id {min(categories)} cannot be a label when labels are category ids "
+                        "(0 is the background); set model.labels_are_category_ids=false")
+    names = ["__background__"] + ["N/A"] * max(categories, default=0)
+    for cat_id, name in categories.items():
+        names[cat_id] = name
+    return {cat_id: cat_id for cat_id in categories}, names
+
+
 class CocoDetection(torch.utils.data.Dataset):
     """A COCO instances dataset yielding `(image, target)` in torchvision's detection convention (module docstring).
 
     Attributes:
         image_ids: the COCO ids of the dataset's images, sorted; `dataset[i]` is image `image_ids[i]`.
-        cat_ids: the COCO category ids, sorted; label `k` is category `cat_ids[k - 1]`.
-        cat_id_to_label, label_to_cat_id: the mappings between COCO category ids and contiguous labels 1..K.
-        class_names: category names by label, `class_names[0] == "__background__"`.
+        cat_ids: the COCO category ids, sorted.
+        cat_id_to_label, label_to_cat_id: the mappings between COCO category ids and labels: contiguous labels 1..K,
+            or the category ids themselves when `labels_are_category_ids`.
+        class_names: category names by label, `class_names[0] == "__background__"`; with `labels_are_category_ids`,
+            "N/A" at the labels that are no category of the file.
         stats: counts from loading: `suspect_annotations` (left out), `clipped_boxes`, `dropped_boxes` (degenerate),
             `skipped_images` (no annotations, training only), `ignored_crowd` (crowd annotations left out in
             training).
@@ -69,7 +93,7 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def __init__(self, image_dir: str | Path, ann_file: str | Path, *, transforms: Callable | None = None,
                  with_masks: bool = True, train: bool = True, skip_empty: bool = True,
-                 unreadable_images: str = "skip"):
+                 unreadable_images: str = "skip", labels_are_category_ids: bool = False):
         """
         Args:
             image_dir: folder holding the images' `file_name`s.
@@ -84,6 +108,8 @@ class CocoDetection(torch.utils.data.Dataset):
             unreadable_images: `skip` an image file that cannot be read, with a warning naming it (in training the
                 next readable image takes its place; in evaluation the item is None, which `collate_fn` leaves
                 out), or `stop` with the error.
+            labels_are_category_ids: label k is category id k, as in torchvision's COCO detectors (91 outputs for
+                COCO's ids 1..90), instead of the k-th category in id order.
         """
         self.image_dir = Path(image_dir)
         self.ann_file = Path(ann_file)
@@ -97,9 +123,9 @@ class CocoDetection(torch.utils.data.Dataset):
         self.images = {image["id"]: image for image in content["images"]}
         categories = self._categories(content["categories"])
         self.cat_ids = sorted(categories)
-        self.cat_id_to_label = {cat_id: label for label, cat_id in enumerate(self.cat_ids, start=1)}
+        self.labels_are_category_ids = labels_are_category_ids
+        self.cat_id_to_label, self.class_names = label_space(categories, labels_are_category_ids, self.ann_file)
         self.label_to_cat_id = {label: cat_id for cat_id, label in self.cat_id_to_label.items()}
-        self.class_names = ["__background__"] + [categories[cat_id] for cat_id in self.cat_ids]
         self.stats = {"clipped_boxes": 0, "dropped_boxes": 0, "skipped_images": 0, "ignored_crowd": 0,
                       "suspect_annotations": content["dropped_annotations"]}
         self.instances, self.boxes = self._index_annotations(content["annotations"], train)

@@ -14,10 +14,21 @@ from workbench.evaluation.coco import detections_to_coco, evaluate_coco
 logger = logging.getLogger(__name__)
 
 
+def only_categories(output: dict, label_to_cat_id: dict[int, int]) -> tuple[dict, int]:
+    """The detections of `output` whose label maps to a category id, and how many others were dropped."""
+    labels = output["labels"]
+    keep = torch.isin(labels, torch.tensor(sorted(label_to_cat_id), dtype=labels.dtype, device=labels.device))
+    return {key: value[keep] for key, value in output.items()}, int((~keep).sum())
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2, workers: int = 0,
             keep: int = 0) -> tuple[list[dict] | None, list[tuple]]:
     """COCO results of this rank's share of `dataset`, gathered on the main process.
+
+    The dataset maps labels to category ids (`label_to_cat_id`); when its labels are category ids
+    (`labels_are_category_ids`, as for torchvision's COCO detectors), detections of ids that are no category of the
+    dataset are left out with a counted warning.
 
     Args:
         keep: how many (image, prediction) pairs of rank 0 to return as well, for drawing.
@@ -32,18 +43,24 @@ def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2
     loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate_fn,
                         generator=torch.Generator(), pin_memory=device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
-    results, kept, read = [], [], 0
+    results, kept, read, no_category = [], [], 0, 0
     for images, targets in tqdm(loader, desc="eval", disable=not distributed.is_main_process(), dynamic_ncols=True):
         read += len(images)
         if not images:
             continue
         outputs = model([image.to(device, non_blocking=True) for image in images])
         outputs = [{k: v.cpu() for k, v in output.items()} for output in outputs]
+        if getattr(dataset, "labels_are_category_ids", False):  # an output per id up to the largest, some no category
+            outputs, dropped = zip(*(only_categories(output, dataset.label_to_cat_id) for output in outputs))
+            no_category += sum(dropped)
         results += detections_to_coco(outputs, [t["image_id"] for t in targets], dataset.label_to_cat_id)
         kept += [(image, output) for image, output in zip(images, outputs)][: max(0, keep - len(kept))]
     if read < len(shard):
         logger.warning("%d of %d images could not be read and have no detections (see the warnings naming them)",
                        len(shard) - read, len(shard))
+    if no_category:
+        logger.warning("%d detections had labels that are no category id of the annotation file; left out",
+                       no_category)
     parts = distributed.gather_to_main(results)
     return (None if parts is None else [r for part in parts for r in part]), kept
 

@@ -44,13 +44,33 @@ def build_datasets(config: dict) -> tuple[CocoDetection, CocoDetection, dict[str
     """The training and validation datasets of the config, and their paths."""
     data = config["data"]
     paths = data_paths(data)
-    with_masks = config["model"]["kind"] == "mask_rcnn"
-    train_set = CocoDetection(paths["train_images"], paths["train_annotations"], with_masks=with_masks, train=True,
+    common = dict(with_masks=config["model"]["kind"] == "mask_rcnn", unreadable_images=data["unreadable_images"],
+                  labels_are_category_ids=config["model"]["labels_are_category_ids"])
+    train_set = CocoDetection(paths["train_images"], paths["train_annotations"], train=True,
                               skip_empty=data["skip_empty"], transforms=build_transforms(True, **data["augment"]),
-                              unreadable_images=data["unreadable_images"])
-    val_set = CocoDetection(paths["val_images"], paths["val_annotations"], with_masks=with_masks, train=False,
-                            transforms=build_transforms(False), unreadable_images=data["unreadable_images"])
+                              **common)
+    val_set = CocoDetection(paths["val_images"], paths["val_annotations"], train=False,
+                            transforms=build_transforms(False), **common)
     return train_set, val_set, paths
+
+
+def check_num_classes(model: dict, dataset: CocoDetection) -> None:
+    """Raises a UserError naming the annotation file when the config's `model.num_classes` does not fit its labels:
+    one output per category and the background, or with `labels_are_category_ids` one per id up to the largest."""
+    num_classes, needed = model["num_classes"], len(dataset.class_names)
+    if model["labels_are_category_ids"]:
+        if num_classes < needed:
+            raise UserError(f"model.num_classes={num_classes} but {dataset.ann_file} has category ids up to "
+                            f"{needed - 1}, and model.labels_are_category_ids=true makes them the labels; set "
+                            f"model.num_classes={needed} or more")
+        return
+    if num_classes != needed:
+        hint = ""
+        if num_classes == max(dataset.cat_ids, default=0) + 1:
+            hint = ("; or, for a model whose outputs are indexed by category id (torchvision's COCO checkpoints), "
+                    "model.labels_are_category_ids=true")
+        raise UserError(f"model.num_classes={num_classes} but {dataset.ann_file} has {needed - 1} categories; set "
+                        f"model.num_classes={needed} (background included){hint}")
 
 
 def build_model(config: dict, device: torch.device) -> nn.Module:
@@ -107,10 +127,7 @@ class DetectionTask(Task):
 
     def build(self, device: torch.device) -> tuple[nn.Module, CocoDetection, CocoDetection]:
         train_set, val_set, self.paths = build_datasets(self.config)
-        if self.config["model"]["num_classes"] != len(train_set.class_names):
-            raise UserError(f"model.num_classes={self.config['model']['num_classes']} but "
-                             f"{self.paths['train_annotations']} has {len(train_set.class_names) - 1} categories; set "
-                             f"model.num_classes={len(train_set.class_names)} (background included)")
+        check_num_classes(self.config["model"], train_set)
         return self.make_model(device), train_set, val_set
 
     def make_model(self, device: torch.device) -> nn.Module:

@@ -15,7 +15,7 @@ from workbench.engine import distributed
 from workbench.errors import UserError
 from workbench.evaluation.coco import evaluate_coco, format_results
 from workbench.evaluation.results import save_results
-from workbench.tasks.detection import build_datasets, build_model, report_evaluation
+from workbench.tasks.detection import build_datasets, build_model, check_num_classes, report_evaluation
 
 
 def evaluate_files(args: argparse.Namespace) -> dict:
@@ -38,6 +38,7 @@ def evaluate_model(args: argparse.Namespace) -> dict:
         config["eval"]["iou_types"] = list(args.iou_types)
     device = distributed.select_device(config["train"]["device"])
     _, val_set, paths = build_datasets(config)
+    check_num_classes(config["model"], val_set)
     model = build_model(config, device)
     output_dir = Path(args.output_dir or Path(args.weights).parent)
     output_dir.mkdir(parents=True, exist_ok=True)

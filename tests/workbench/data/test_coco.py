@@ -359,3 +359,15 @@ def test_transforms_receive_numpy_and_collate_keeps_lists(tmp_path):
     assert isinstance(target["boxes"], np.ndarray) and target["masks"].dtype == np.uint8
     assert isinstance(images, list) and isinstance(targets, list) and len(images) == 2
     assert [t["image_id"] for t in targets] == [1, 2]
+
+
+def test_labels_can_be_the_category_ids_themselves(tmp_path):
+    """torchvision's COCO detectors: label k is category id k; the names of other labels are "N/A"."""
+    image_dir, ann_file = write_dataset(tmp_path, [annotation(1, 1, 7, [0, 0, 2, 2])])
+    dataset = CocoDetection(image_dir, ann_file, labels_are_category_ids=True)
+    assert dataset.cat_id_to_label == {3: 3, 7: 7, 42: 42}
+    assert dataset.label_to_cat_id == {3: 3, 7: 7, 42: 42}
+    assert len(dataset.class_names) == 43
+    assert [dataset.class_names[i] for i in (0, 3, 7, 42)] == ["__background__", "a", "b", "c"]
+    assert set(dataset.class_names[1:3] + dataset.class_names[8:42]) == {"N/A"}
+    assert dataset[0][1]["labels"].tolist() == [7]

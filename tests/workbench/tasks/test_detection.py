@@ -140,3 +140,70 @@ def test_print_config_shows_the_merged_config(capsys):
     trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
     printed = capsys.readouterr().out
     assert "neck: c4" in printed and "lr: 0.005" in printed and "backbone: resnet101.msra_in1k" in printed
+
+
+COCO_IDS = {1: "person", 18: "dog", 90: "toothbrush"}  # COCO category ids, as torchvision's 91 outputs index them
+
+
+class CategoryIdDetector(torch.nn.Module):
+    """A detector whose outputs are known: each image's ground-truth box, labelled with its category id (as
+    torchvision's COCO detectors label), plus one detection of id 12, which is no COCO category ("N/A")."""
+
+    def __init__(self, answers: dict[tuple[int, int], tuple[list[float], int]]):
+        super().__init__()
+        self.answers = answers  # (height, width) -> (box x1 y1 x2 y2, category id)
+
+    def forward(self, images):
+        outputs = []
+        for image in images:
+            box, category_id = self.answers[tuple(image.shape[-2:])]
+            outputs.append({"boxes": torch.tensor([box, [0.0, 0.0, 5.0, 5.0]]), "scores": torch.tensor([0.9, 0.8]),
+                            "labels": torch.tensor([category_id, 12])})
+        return outputs
+
+
+def write_category_id_set(root: Path) -> tuple[Path, dict]:
+    """Three images of different sizes, one object each, categories with COCO's ids; returns the detection config
+    and the known detector's answers."""
+    from PIL import Image
+    (root / "images").mkdir(parents=True)
+    images, annotations, answers = [], [], {}
+    for index, category_id in enumerate(COCO_IDS, start=1):
+        height, width = 40 + 8 * index, 48 + 4 * index
+        Image.new("RGB", (width, height), (40 * index, 90, 120)).save(root / "images" / f"{index}.png")
+        box = [4.0 * index, 6.0, 20.0, 18.0]
+        images.append({"id": index, "file_name": f"{index}.png", "height": height, "width": width})
+        annotations.append({"id": index, "image_id": index, "category_id": category_id, "bbox": box,
+                            "area": box[2] * box[3], "iscrowd": 0})
+        answers[(height, width)] = ([box[0], box[1], box[0] + box[2], box[1] + box[3]], category_id)
+    categories = [{"id": cat_id, "name": name} for cat_id, name in COCO_IDS.items()]
+    (root / "instances.json").write_text(json.dumps(dict(images=images, annotations=annotations,
+                                                         categories=categories)))
+    config = root / "config.yaml"
+    config.write_text(f"model: {{kind: faster_rcnn, backbone: resnet18, num_classes: 91}}\n"
+                      f"data: {{dataset: coco, root: {root}, train_images: images, val_images: images, "
+                      f"train_annotations: instances.json, val_annotations: instances.json, workers: 0}}\n"
+                      "train: {device: cpu}\n")
+    return config, answers
+
+
+def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monkeypatch, tool_args, caplog):
+    """torchvision's COCO checkpoints label by COCO category id (91 outputs): with
+    model.labels_are_category_ids=true their detections score as they are, those of ids that are no category are
+    left out with a warning; without it, the command says which option fits."""
+    config, answers = write_category_id_set(tmp_path / "data")
+    monkeypatch.setattr(detection_evaluation, "build_model", lambda config, device: CategoryIdDetector(answers))
+    weights = tmp_path / "weights.pth"
+    weights.touch()
+    args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights),
+                                  "--output-dir", str(tmp_path / "eval"), "model.labels_are_category_ids=true"])
+    with caplog.at_level(logging.WARNING):
+        results = detection_evaluation.evaluate(args)
+    assert results["bbox"]["stats"]["AP"] == pytest.approx(1.0)
+    assert {d["category_id"] for d in json.loads((tmp_path / "eval/detections.json").read_text())} == set(COCO_IDS)
+    assert "3 detections had labels that are no category id" in caplog.text
+
+    args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights)])
+    with pytest.raises(ValueError, match="model.num_classes=91 but .*instances.json has 3 categories; .*"
+                                         "model.labels_are_category_ids=true"):
+        detection_evaluation.evaluate(args)

@@ -1,0 +1,115 @@
+"""The model `tools/predict.py` runs, from what its command line names: a detector or a classifier, with the class
+names and category ids of its labels and the image transform it needs."""
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from workbench.config.loader import check_keys, load_config, merge, read_yaml
+from workbench.config.schemas import SCHEMAS
+from workbench.data.classification_transforms import eval_transform
+from workbench.data.label_names import classification_labels, detection_labels
+from workbench.engine import distributed
+from workbench.engine.checkpoints import load_training_state
+from workbench.errors import UserError
+from workbench.tasks.classification import eval_sizes, normalisation
+from workbench.tasks.classification_model import classifier_from_weights, load_classifier
+from workbench.tasks.detection import build_model
+
+
+@dataclass
+class Predictor:
+    """What predicts, and what its outputs mean.
+
+    Attributes:
+        kind: "detector" (called with a list of [3, H, W] RGB float images in 0-1, returns torchvision's detection
+            dicts) or "classifier" (called with a [B, 3, H, W] batch as `transform` makes it, returns logits).
+        model: the model, in eval mode on `device`.
+        class_names: the name of each label (a detector's label 0 is the background).
+        label_to_cat_id: a detector's COCO category id of each label that is a category.
+        transform: what turns an RGB PIL image into the model's input; None: a [3, H, W] uint8 tensor.
+        device: where the model runs.
+    """
+
+    kind: str
+    model: Callable
+    class_names: list[str]
+    label_to_cat_id: dict[int, int]
+    transform: Callable[[Image.Image], torch.Tensor] | None
+    device: torch.device
+
+
+def config_kind(path: str) -> str:
+    """"detection" or "classification": the schema whose keys the config file at `path` uses (detection when both
+    fit)."""
+    content, errors = read_yaml(path), {}
+    for kind, defaults in SCHEMAS.items():
+        try:
+            check_keys(content, defaults, path)
+            return kind
+        except UserError as error:
+            errors[kind] = error
+    raise errors["detection"]
+
+
+def saved_config(path: str) -> dict:
+    """The config a train_det.py or train_cls.py checkpoint was trained with."""
+    state = load_training_state(path)
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict) or "model" not in config:
+        raise UserError(f"{path} holds no training config (it is not a train_det.py or train_cls.py checkpoint); "
+                        "give the config it belongs to with --config")
+    return config
+
+
+def detector(config: dict, weights: str, device: torch.device) -> Predictor:
+    """The detector of a detection config with `weights` (a whole-detector checkpoint: ours or torchvision's)."""
+    config["model"].update(weights=weights, backbone_weights=None)
+    class_names, label_to_cat_id = detection_labels(config)
+    model = build_model(config, device).eval()
+    return Predictor("detector", model, class_names, label_to_cat_id, None, device)
+
+
+def classifier(model: torch.nn.Module, config: dict, device: torch.device) -> Predictor:
+    """A classifier with the center-crop evaluation transform of its config."""
+    transform = eval_transform(*eval_sizes(config["data"], model), *normalisation(config["data"], model))
+    return Predictor("classifier", model.to(device).eval(), classification_labels(config), {}, transform, device)
+
+
+def onnx_detector(path: str, device: torch.device) -> Predictor:
+    """An exported detector run by onnxruntime; its class names and category ids come from the file's metadata."""
+    from workbench.export.onnx_runtime import OnnxDetector
+    model = OnnxDetector(path)
+    metadata = model.metadata
+    if metadata.get("kind") not in ("faster_rcnn", "mask_rcnn"):
+        raise UserError(f"{path} is an exported {metadata.get('kind', 'model')}, not a detector; tools/predict.py "
+                        "--onnx takes detectors exported by tools/export.py")
+    class_names = metadata["class_names"]
+    label_to_cat_id = {label: cat_id for label, cat_id in enumerate(metadata["category_ids"]) if cat_id is not None}
+    return Predictor("detector", model, class_names, label_to_cat_id, None, torch.device("cpu"))
+
+
+def load_predictor(args: argparse.Namespace) -> Predictor:
+    """The model that `--onnx`, or `--config` and/or `--weights` name (see `tools/predict.py`)."""
+    if args.onnx:
+        if args.config or args.weights:
+            raise UserError("--onnx runs an exported file alone; leave out --config and --weights")
+        return onnx_detector(args.onnx, torch.device("cpu"))
+    if not args.weights:
+        raise UserError("give --weights (with --config, unless it is a train_det.py / train_cls.py checkpoint), "
+                        "or --onnx")
+    if args.config:
+        kind = config_kind(args.config)
+        config = load_config(SCHEMAS[kind], args.config, args.overrides)
+    else:
+        saved = saved_config(args.weights)
+        kind = "detection" if "kind" in saved["model"] else "classification"
+        config = load_config(merge(SCHEMAS[kind], saved), None, args.overrides)
+    device = distributed.select_device(args.device or config["train"]["device"])
+    if kind == "detection":
+        return detector(config, args.weights, device)
+    model = load_classifier(args.weights)[0] if not args.config else classifier_from_weights(config["model"],
+                                                                                              args.weights)
+    return classifier(model, config, device)
