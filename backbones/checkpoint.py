@@ -254,7 +254,9 @@ def _rename_mmpretrain(key: str) -> str | None:
     return key.removeprefix("backbone.")
 
 
-def _rename_detectron2(key: str) -> str | None:
+def rename_detectron2(key: str) -> str | None:
+    """torchvision's name of a detectron2 ResNet key (`roi_heads.res5.` taken as layer4), None for other detector
+    heads; keys it does not know are returned as they are."""
     if key.startswith("roi_heads.res5."):
         key = key[len("roi_heads."):]
     elif key.startswith(HEAD_PREFIXES):
@@ -338,7 +340,7 @@ def _is_torchvision(state_dict: Mapping) -> bool:
 
 FORMATS: tuple[tuple[str, Callable[[Mapping], bool], Callable[[str], str | None]], ...] = (
     ("caffe2", _is_caffe2, _rename_caffe2),
-    ("detectron2", _is_detectron2, _rename_detectron2),
+    ("detectron2", _is_detectron2, rename_detectron2),
     ("mmpretrain", _is_mmpretrain, _rename_mmpretrain),
     ("akamaster", _is_akamaster, _rename_akamaster),
     ("timm_v2", _is_timm_v2, _rename_timm_v2),

@@ -25,7 +25,7 @@ RES5 = "layer4"
 ROI_RESOLUTION = 14
 SAMPLING_RATIO = 2
 # Options of `build_parts` a user may set, for boxes and for masks.
-BOX_OPTIONS = ("anchor_sizes", "aspect_ratios")
+BOX_OPTIONS = ("anchor_sizes", "aspect_ratios", "roi_align_aligned", "roi_sampling_ratio")
 MASK_OPTIONS = ("mask_head_channels",)
 
 
@@ -78,7 +78,8 @@ class Res5Head(nn.Module):
 
 def build_parts(
     resnet: nn.Module, *, num_classes: int, with_masks: bool, anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512),
-    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), mask_head_channels: int = 256,
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), mask_head_channels: int = 256, roi_align_aligned: bool = False,
+    roi_sampling_ratio: int = SAMPLING_RATIO,
 ) -> dict[str, nn.Module]:
     """Cuts `resnet` (weights already loaded) into C4 backbone and res5 head and builds the RPN and RoI head parts.
 
@@ -93,6 +94,10 @@ def build_parts(
         anchor_sizes: the anchor sizes, all on the single C4 level.
         aspect_ratios: anchor aspect ratios (height / width).
         mask_head_channels: channels of the mask deconv.
+        roi_align_aligned: box and mask RoIAlign with the half-pixel offset (detectron2's ROIAlignV2); False is
+            torchvision's.
+        roi_sampling_ratio: samples per bin along each axis of box and mask RoIAlign; 0 adapts them to each RoI
+            (detectron2's POOLER_SAMPLING_RATIO 0).
 
     Returns:
         The keyword arguments `backbone`, `rpn_anchor_generator`, `rpn_head`, `box_roi_pool`, `box_head`,
@@ -107,13 +112,13 @@ def build_parts(
         backbone=backbone,
         rpn_anchor_generator=anchors,
         rpn_head=RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
-        box_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, SAMPLING_RATIO),
+        box_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, roi_sampling_ratio, aligned=roi_align_aligned),
         box_head=Res5Head(res5, final_norm),
         box_predictor=FastRCNNPredictor(res5_channels, num_classes),
     )
     if with_masks:
         parts.update(
-            mask_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, SAMPLING_RATIO),
+            mask_roi_pool=MultiScaleRoIAlign(["0"], ROI_RESOLUTION, roi_sampling_ratio, aligned=roi_align_aligned),
             mask_head=res5 if final_norm is None else Res5Head(res5, final_norm, pool=False),
             mask_predictor=MaskRCNNPredictor(res5_channels, mask_head_channels, num_classes),
         )

@@ -108,8 +108,9 @@ def faster_rcnn(
             the box head).
         backbone_weights: None to train from scratch; True for the tag's pretrained weights (downloaded once);
             or the path of a backbone checkpoint in any format `backbones.load_weights` reads.
-        weights: the path of a whole-detector checkpoint: ours (a dict with "model") or torchvision's
-            `fasterrcnn_resnet50_fpn` file as it is (see `heads.load_detector_weights`).
+        weights: the path of a whole-detector checkpoint: ours (a dict with "model"), torchvision's
+            `fasterrcnn_resnet50_fpn` file as it is, or a detectron2 model-zoo Faster/Mask R-CNN (FPN or C4; see
+            `heads.load_detector_weights` and `heads.detectron2_weights` for the options that reproduce it).
         **kwargs: options:
             norm, frozen_stages: backbone normalisation and frozen stages; by default "frozen_bn" and 1 (stem and
                 layer1, torchvision's trainable_layers=3) over pretrained weights (`backbone_weights` or
@@ -119,6 +120,8 @@ def faster_rcnn(
                 resizes and maps the outputs back to the original size.
             fast_inference (True): CPU inference speed-ups, see `set_fast_inference`.
             anchor_sizes ((32, 64, 128, 256, 512): one per level for FPN, all on C4), aspect_ratios ((0.5, 1, 2)).
+            roi_align_aligned (False; True: detectron2's ROIAlignV2, the half-pixel offset), roi_sampling_ratio
+                (2; 0: adaptive, detectron2's default): box and mask RoIAlign.
             FPN only: fpn_channels (256), representation_size (1024), box_head ("2fc": TwoMLPHead; "2conv1fc" /
                 "4conv1fc": two / four 3x3 GroupNorm convs fpn_channels wide, then one fc).
             torchvision's FasterRCNN options: rpn_pre_nms_top_n_train/test, rpn_post_nms_top_n_train/test,

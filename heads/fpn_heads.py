@@ -24,7 +24,8 @@ MASK_RESOLUTION = 14
 SAMPLING_RATIO = 2
 CONV_BOX_HEADS = {"2conv1fc": 2, "4conv1fc": 4}  # name: number of 3x3 convs
 # Options of `build_parts` a user may set, for boxes and for masks.
-BOX_OPTIONS = ("anchor_sizes", "aspect_ratios", "fpn_channels", "box_head", "representation_size")
+BOX_OPTIONS = ("anchor_sizes", "aspect_ratios", "fpn_channels", "box_head", "representation_size", "roi_align_aligned",
+               "roi_sampling_ratio")
 MASK_OPTIONS = ("mask_head_channels", "mask_head_convs")
 
 
@@ -47,6 +48,7 @@ def build_parts(
     resnet: nn.Module, *, num_classes: int, with_masks: bool, anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512),
     aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), fpn_channels: int = 256, box_head: str = "2fc",
     representation_size: int = 1024, mask_head_channels: int = 256, mask_head_convs: int = 4,
+    roi_align_aligned: bool = False, roi_sampling_ratio: int = SAMPLING_RATIO,
 ) -> dict[str, nn.Module]:
     """Puts an FPN on C2-C5 of `resnet` as `backbones.create_fpn_backbone` does and builds the RPN and RoI heads.
 
@@ -61,6 +63,10 @@ def build_parts(
         representation_size: width of the box head's fully connected layers.
         mask_head_channels: width of the mask head's convs and of its deconv.
         mask_head_convs: number of 3x3 convs of the mask head.
+        roi_align_aligned: box and mask RoIAlign with the half-pixel offset (detectron2's ROIAlignV2); False is
+            torchvision's.
+        roi_sampling_ratio: samples per bin along each axis of box and mask RoIAlign; 0 adapts them to each RoI
+            (detectron2's POOLER_SAMPLING_RATIO 0).
 
     Returns:
         The keyword arguments `backbone`, `rpn_anchor_generator`, `rpn_head`, `box_roi_pool`, `box_head`,
@@ -75,14 +81,15 @@ def build_parts(
         backbone=backbone,
         rpn_anchor_generator=anchors,
         rpn_head=RPNHead(fpn_channels, anchors.num_anchors_per_location()[0]),
-        box_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, BOX_RESOLUTION, SAMPLING_RATIO,
-                                        channels_last=box_head in CONV_BOX_HEADS),
+        box_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, BOX_RESOLUTION, roi_sampling_ratio,
+                                        channels_last=box_head in CONV_BOX_HEADS, aligned=roi_align_aligned),
         box_head=make_box_head(box_head, fpn_channels, representation_size),
         box_predictor=FastRCNNPredictor(representation_size, num_classes),
     )
     if with_masks:
         parts.update(
-            mask_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, MASK_RESOLUTION, SAMPLING_RATIO, channels_last=True),
+            mask_roi_pool=MultiScaleRoIAlign(ROI_LEVELS, MASK_RESOLUTION, roi_sampling_ratio, channels_last=True,
+                                             aligned=roi_align_aligned),
             mask_head=MaskRCNNHeads(fpn_channels, [mask_head_channels] * mask_head_convs, 1),
             mask_predictor=MaskRCNNPredictor(mask_head_channels if mask_head_convs else fpn_channels,
                                              mask_head_channels, num_classes),

@@ -21,7 +21,13 @@ import torchvision
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
-from torchvision.ops.poolers import _filter_input, _multiscale_roi_align, _setup_scales
+from torchvision.ops.poolers import (
+    LevelMapper,
+    _convert_to_roi_format,
+    _filter_input,
+    _multiscale_roi_align,
+    _setup_scales,
+)
 
 from backbones.layout import is_channels_last
 
@@ -149,12 +155,32 @@ def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tu
     return _roi_align(input, _as_rois(boxes), _pair(output_size), spatial_scale, sampling_ratio, aligned).contiguous()
 
 
+def _aligned_levels(features: list[Tensor], boxes: list[Tensor], output_size: list[int], sampling_ratio: int,
+                    scales: list[float] | None, mapper: LevelMapper | None) -> Tensor:
+    """torchvision's `_multiscale_roi_align` with aligned=True, for TorchScript (torchvision's has no `aligned`)."""
+    if scales is None or mapper is None:
+        raise ValueError("scales and mapper should not be None")
+    rois = _convert_to_roi_format(boxes)
+    if len(features) == 1:
+        return torchvision.ops.roi_align(features[0], rois, output_size, scales[0], sampling_ratio, True)
+    levels = mapper(boxes)
+    result = torch.zeros((len(rois), features[0].shape[1], output_size[0], output_size[1]), dtype=features[0].dtype,
+                         device=features[0].device)
+    for level, (feature, scale) in enumerate(zip(features, scales)):
+        in_level = torch.where(levels == level)[0]
+        pooled = torchvision.ops.roi_align(feature, rois[in_level], output_size, scale, sampling_ratio, True)
+        result.index_put_((in_level,), pooled.to(result.dtype))
+    return result
+
+
 class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
     """torchvision's MultiScaleRoIAlign (same arguments, levels and scales, no state) pooling with `roi_align` above.
 
     Levels that no RoI maps to are skipped rather than pooled empty; every RoI maps to one level.
 
     Args:
+        aligned: shift the boxes by -0.5 pixel before pooling (detectron2's ROIAlignV2, `roi_align(aligned=True)`);
+            False (torchvision's detectors) pools as torchvision's MultiScaleRoIAlign does.
         channels_last: return the pooled RoIs channels-last when the maps are (a detector's fast CPU inference),
             the layout `_pooled_bins` makes them in, sparing the packed convolutions of a conv head a conversion; a
             head that flattens the RoIs (torchvision's TwoMLPHead) wants them contiguous (the default). Training
@@ -163,10 +189,12 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
     """
 
     def __init__(self, featmap_names: list[str], output_size: int | tuple[int, int] | list[int], sampling_ratio: int,
-                 *, canonical_scale: int = 224, canonical_level: int = 4, channels_last: bool = False):
+                 *, canonical_scale: int = 224, canonical_level: int = 4, channels_last: bool = False,
+                 aligned: bool = False):
         super().__init__(featmap_names, output_size, sampling_ratio, canonical_scale=canonical_scale,
                          canonical_level=canonical_level)
         self.channels_last = channels_last
+        self.aligned = aligned
 
     def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
         features = _filter_input(x, self.featmap_names)
@@ -174,12 +202,15 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
             self.scales, self.map_levels = _setup_scales(features, image_shapes, self.canonical_scale,
                                                          self.canonical_level)
         if torch.jit.is_scripting():  # torchvision's pooling, what the exact path computes; the rest is eager only
+            if self.aligned:
+                return _aligned_levels(features, boxes, self.output_size, self.sampling_ratio, self.scales,
+                                       self.map_levels)
             return _multiscale_roi_align(features, boxes, self.output_size, self.sampling_ratio, self.scales,
                                          self.map_levels)
         layout = torch.channels_last if self._channels_last_output(features[0]) else torch.contiguous_format
         rois = _as_rois(boxes)
         if len(features) == 1:
-            pooled = _roi_align(features[0], rois, self.output_size, self.scales[0], self.sampling_ratio, False)
+            pooled = _roi_align(features[0], rois, self.output_size, self.scales[0], self.sampling_ratio, self.aligned)
             return pooled.contiguous(memory_format=layout)
         levels = self.map_levels(boxes)
         result = torch.empty((len(rois), features[0].shape[1], *self.output_size), dtype=features[0].dtype,
@@ -187,7 +218,8 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
         for level, (feature, scale) in enumerate(zip(features, self.scales)):
             in_level = torch.where(levels == level)[0]
             if len(in_level):
-                pooled = _roi_align(feature, rois[in_level], self.output_size, scale, self.sampling_ratio, False)
+                pooled = _roi_align(feature, rois[in_level], self.output_size, scale, self.sampling_ratio,
+                                    self.aligned)
                 result[in_level] = pooled.to(result.dtype)
         return result
 

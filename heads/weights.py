@@ -1,4 +1,5 @@
-"""Whole-detector checkpoints: ours (a dict with "model") and torchvision's Faster/Mask R-CNN files as they are."""
+"""Whole-detector checkpoints: ours (a dict with "model"), torchvision's Faster/Mask R-CNN files as they are, and
+detectron2's model-zoo Faster/Mask R-CNN (FPN, C4) files, renamed by `heads.detectron2_weights`."""
 import logging
 import os
 import re
@@ -15,6 +16,8 @@ from backbones.checkpoint import (
     tensor_mismatches,
     without_batch_counters,
 )
+
+from .detectron2_weights import convert_detectron2_detector, is_detectron2_detector
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
     sides, so a checkpoint trained with BatchNorm loads into frozen BatchNorm and back. When only the class-dependent
     predictor layers (`cls_score`, `bbox_pred`, `mask_fcn_logits`) differ in shape, they are dropped with a warning
     and keep their initialisation (fine-tuning on other classes). Floating-point tensors of another precision are
-    converted to the model's.
+    converted to the model's. A detectron2 detector (its model zoo's `.pkl` or its training `.pth`) is renamed and
+    its predictors converted first (`heads.detectron2_weights.convert_detectron2_detector`).
 
     Args:
         model: the detector, changed in place.
@@ -55,10 +59,14 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
         CheckpointMismatchError: the file shares no key with the detector (a classifier or backbone checkpoint: the
             message says to give it as `backbone_weights`), or any other key is missing, unexpected, of another
             shape or not floating-point where the model's is; the message gives the count and the first keys of each
-            kind.
+            kind. For a detectron2 detector, also keys of heads we do not build (cascade, keypoint, ...): the message
+            says that the file is a detectron2 detector and gives its own key names.
     """
     origin = os.fspath(path)
-    state_dict = without_batch_counters({_modern_name(k): v for k, v in read_checkpoint(path).items()})
+    checkpoint = read_checkpoint(path)
+    if is_detectron2_detector(checkpoint):
+        checkpoint = convert_detectron2_detector(checkpoint, model, origin)
+    state_dict = without_batch_counters({_modern_name(k): v for k, v in checkpoint.items()})
     expected = without_batch_counters(model.state_dict())
     if not state_dict.keys() & expected.keys():
         raise CheckpointMismatchError(_not_this_detector(origin, state_dict, expected))
