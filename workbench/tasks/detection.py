@@ -7,9 +7,11 @@ import torch
 from torch import nn
 
 import heads
+from backbones import read_checkpoint
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn
 from workbench.data.detection_transforms import build_transforms
+from workbench.data.label_names import COCO_CATEGORY_NAMES
 from workbench.data.shapes import make_shapes
 from workbench.engine import distributed
 from workbench.engine.trainer import Task
@@ -19,6 +21,7 @@ from workbench.evaluation.detector import evaluate_detector
 from workbench.evaluation.pictures import save_prediction_grid
 from workbench.evaluation.results import save_results
 
+CLASS_SCORES = "roi_heads.box_predictor.cls_score.weight"  # one row per class output, in every detector format
 SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/instances_train.json",
                  "val_images": "val", "val_annotations": "annotations/instances_val.json"}
 
@@ -71,6 +74,22 @@ def check_num_classes(model: dict, dataset: CocoDetection) -> None:
                     "model.labels_are_category_ids=true")
         raise UserError(f"model.num_classes={num_classes} but {dataset.ann_file} has {needed - 1} categories; set "
                         f"model.num_classes={needed} (background included){hint}")
+
+
+def check_checkpoint_classes(model: dict) -> None:
+    """Before evaluating or predicting with the whole-detector checkpoint `model.weights`: raises a UserError when its
+    number of class outputs is not `model.num_classes`, since loading would then drop its trained predictor (as
+    fine-tuning on other classes does). The message says what to set, for torchvision's 91-output COCO detectors
+    too."""
+    scores = read_checkpoint(model["weights"]).get(CLASS_SCORES)
+    if scores is None or len(scores) == model["num_classes"]:
+        return
+    hint = f"set model.num_classes={len(scores)}"
+    if len(scores) == len(COCO_CATEGORY_NAMES) and not model["labels_are_category_ids"]:
+        hint += (" and model.labels_are_category_ids=true (torchvision's COCO detectors have an output per COCO "
+                 "category id)")
+    raise UserError(f"{model['weights']} has {len(scores)} class outputs ({CLASS_SCORES}) but model.num_classes="
+                    f"{model['num_classes']}, so its trained predictor would be dropped; {hint}")
 
 
 def build_model(config: dict, device: torch.device) -> nn.Module:

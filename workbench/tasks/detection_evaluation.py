@@ -15,7 +15,13 @@ from workbench.engine import distributed
 from workbench.errors import UserError
 from workbench.evaluation.coco import evaluate_coco, format_results
 from workbench.evaluation.results import save_results
-from workbench.tasks.detection import build_datasets, build_model, check_num_classes, report_evaluation
+from workbench.tasks.detection import (
+    build_datasets,
+    build_model,
+    check_checkpoint_classes,
+    check_num_classes,
+    report_evaluation,
+)
 
 
 def evaluate_files(args: argparse.Namespace) -> dict:
@@ -32,6 +38,7 @@ def evaluate_model(args: argparse.Namespace) -> dict:
     """Runs the model of `--config` with `--weights` on the config's validation split and scores it."""
     config = load_config(DETECTION_DEFAULTS, args.config, args.overrides)
     config["model"].update(weights=args.weights, backbone_weights=None)  # paths taken as they are, never as YAML
+    check_checkpoint_classes(config["model"])
     if args.backend:
         config["eval"]["backend"] = args.backend
     if args.iou_types:

@@ -16,7 +16,7 @@ from workbench.engine.checkpoints import load_training_state
 from workbench.errors import UserError
 from workbench.tasks.classification import eval_sizes, normalisation
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
-from workbench.tasks.detection import build_model
+from workbench.tasks.detection import build_model, check_checkpoint_classes
 
 
 @dataclass
@@ -67,6 +67,7 @@ def saved_config(path: str) -> dict:
 def detector(config: dict, weights: str, device: torch.device) -> Predictor:
     """The detector of a detection config with `weights` (a whole-detector checkpoint: ours or torchvision's)."""
     config["model"].update(weights=weights, backbone_weights=None)
+    check_checkpoint_classes(config["model"])
     class_names, label_to_cat_id = detection_labels(config)
     model = build_model(config, device).eval()
     return Predictor("detector", model, class_names, label_to_cat_id, None, device)

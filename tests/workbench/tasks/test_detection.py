@@ -194,7 +194,7 @@ def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monk
     config, answers = write_category_id_set(tmp_path / "data")
     monkeypatch.setattr(detection_evaluation, "build_model", lambda config, device: CategoryIdDetector(answers))
     weights = tmp_path / "weights.pth"
-    weights.touch()
+    torch.save({"roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)
     args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights),
                                   "--output-dir", str(tmp_path / "eval"), "model.labels_are_category_ids=true"])
     with caplog.at_level(logging.WARNING):
@@ -205,5 +205,10 @@ def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monk
 
     args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights)])
     with pytest.raises(ValueError, match="model.num_classes=91 but .*instances.json has 3 categories; .*"
+                                         "model.labels_are_category_ids=true"):
+        detection_evaluation.evaluate(args)
+    args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights), "model.num_classes=81"])
+    with pytest.raises(ValueError, match="weights.pth has 91 class outputs .* but model.num_classes=81, so its trained "
+                                         "predictor would be dropped; set model.num_classes=91 and "
                                          "model.labels_are_category_ids=true"):
         detection_evaluation.evaluate(args)

@@ -104,7 +104,9 @@ def test_torchvision_coco_labels_get_coco_names_built_in(run, monkeypatch, image
     """No annotation file at hand: COCO's names and ids are built in; label 12 ("N/A") and the detection under the
     threshold are left out."""
     monkeypatch.setattr(predictors, "build_model", lambda config, device: CategoryIdDetector())
-    results = run(["--config", "configs/mask_rcnn_r50_fpn_1x_coco.yaml", "--weights", "tv.pth", "--input",
+    weights = tmp_path / "tv.pth"
+    torch.save({"roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)
+    results = run(["--config", "configs/mask_rcnn_r50_fpn_1x_coco.yaml", "--weights", str(weights), "--input",
                    str(images / "a.png"), "--output-dir", str(tmp_path / "out"), "model.labels_are_category_ids=true",
                    "model.num_classes=91", f"data.root={tmp_path / 'no_coco_here'}"])
     assert [(r["category_id"], r["category_name"]) for r in results] == [(18, "dog")]
