@@ -81,12 +81,14 @@ class RCNNTransform(GeneralizedRCNNTransform):
         return image, target
 
     def _fixed_size_for(self, height: int, width: int, short_side: int) -> tuple[int, int] | None:
-        """`fixed_size`, or for an image whose short side would shrink below one pixel the (width, height) that
-        keeps it at one pixel; None to resize by scale."""
+        """`fixed_size`; or the (width, height) that eager PyTorch's scale gives (`floor(side * scale)`, the scale in
+        float64) when scripted, where torchvision's resizing computes it in float32 and makes some sides a pixel
+        shorter (640x480 at min_size 800: 799 instead of 800), and for an image whose short side would shrink below
+        one pixel, kept at one pixel; None to resize by scale."""
         if self.fixed_size is not None:
             return self.fixed_size
         scale = min(short_side / min(height, width), self.max_size / max(height, width))
-        if min(height, width) * scale >= 1:
+        if not torch.jit.is_scripting() and min(height, width) * scale >= 1:
             return None
         return max(1, int(width * scale)), max(1, int(height * scale))
 

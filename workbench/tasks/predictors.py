@@ -80,15 +80,18 @@ def classifier(model: torch.nn.Module, config: dict, device: torch.device) -> Pr
 
 
 def onnx_detector(path: str, device: torch.device) -> Predictor:
-    """An exported detector run by onnxruntime; its class names and category ids come from the file's metadata."""
+    """An exported detector run by onnxruntime; its class names and category ids come from the file's metadata (else
+    "class k", and labels as ids)."""
     from workbench.export.onnx_runtime import OnnxDetector
     model = OnnxDetector(path)
     metadata = model.metadata
     if metadata.get("kind") not in ("faster_rcnn", "mask_rcnn"):
         raise UserError(f"{path} is an exported {metadata.get('kind', 'model')}, not a detector; tools/predict.py "
                         "--onnx takes detectors exported by tools/export.py")
-    class_names = metadata["class_names"]
-    label_to_cat_id = {label: cat_id for label, cat_id in enumerate(metadata["category_ids"]) if cat_id is not None}
+    num_classes = metadata["num_classes"]
+    class_names = metadata.get("class_names") or ["__background__"] + [f"class {k}" for k in range(1, num_classes)]
+    category_ids = metadata.get("category_ids") or [None] + list(range(1, num_classes))
+    label_to_cat_id = {label: cat_id for label, cat_id in enumerate(category_ids) if cat_id is not None}
     return Predictor("detector", model, class_names, label_to_cat_id, None, torch.device("cpu"))
 
 

@@ -148,3 +148,23 @@ def test_bad_inputs_are_named(run, detector_checkpoint, images, tmp_path):
     with pytest.raises(UserError, match="--score-thresh must lie in 0..1"):
         run(["--weights", str(detector_checkpoint), "--input", str(images), "--output-dir", str(tmp_path),
              "--score-thresh", "2"])
+
+
+def test_onnx_export_predicts_what_the_pytorch_detector_predicts(run, detector_checkpoint, images, tmp_path,
+                                                                 tiny_shapes):
+    """predict.py --onnx gives the JSON of the checkpoint (one image per call in both), within the export's
+    tolerance; class names and category ids travel in the file."""
+    from workbench.export import export_and_verify
+    from workbench.export.subjects import detector_subject
+    overrides = [f"data.root={tiny_shapes}", "model.options.min_size=64", "model.options.max_size=64"]
+    subject = detector_subject(DETECTION_CONFIG, str(detector_checkpoint), overrides)
+    onnx_file = export_and_verify(subject, tmp_path / "detector.onnx", "onnx", log=lambda text: None).path
+    common = ["--input", str(images), "--score-thresh", "0.05", "--batch-size", "1"]
+    from_onnx = run(["--onnx", str(onnx_file), "--output-dir", str(tmp_path / "onnx")] + common)
+    from_torch = run(["--weights", str(detector_checkpoint), "--output-dir", str(tmp_path / "torch")] + common)
+    assert len(from_onnx) == len(from_torch) > 0
+    for mine, reference in zip(from_onnx, from_torch):
+        assert {k: v for k, v in mine.items() if k not in ("bbox", "score", "segmentation")} == \
+            {k: v for k, v in reference.items() if k not in ("bbox", "score", "segmentation")}
+        assert mine["bbox"] == pytest.approx(reference["bbox"], abs=1e-2)
+        assert mine["score"] == pytest.approx(reference["score"], abs=1e-3)
