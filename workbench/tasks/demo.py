@@ -46,4 +46,6 @@ def run_demo(args: argparse.Namespace) -> dict:
     print(f"    loss curve:  {train_dir / 'loss_curve.png'}")
     print(f"    metrics:     {train_dir / 'metrics.jsonl'}, results: {train_dir / 'eval_results.json'}")
     print(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+    print(f"next, on your own images: python tools/predict.py --weights {train_dir / 'model_final.pth'} "
+          f"--input {output_dir / 'shapes' / 'val'} --output-dir {output_dir / 'predict'}")
     return results
