@@ -8,8 +8,9 @@ layer_responses.py command that draws Fig. 7 from the same checkpoints.
 
 The default config follows the paper's CIFAR recipe in shape (batch 128, lr 0.1 divided by 10 at 50% and 75% of the
 run, and the paper's warm-up of very deep nets: lr 0.01 until the training error is below 80%; gradients clipped to
-norm 1, without which ResNet-56 fell back to chance at the switch to 0.1), shortened to 400 iterations on an easier offline 32 px shapes set (plain background, large shapes; generated on first use),
-about 30 minutes for the four nets on 2 CPU cores.
+norm 1, without which ResNet-56 fell back to chance at the switch to 0.1), shortened to 400 iterations on an
+easier offline 32 px shapes set (plain background, large shapes; generated on first use), about 30-40 minutes for
+the four nets on 2 CPU cores.
 
 Examples:
     python tools/degradation.py                                          # plain/ResNet-20/56 on shapes, CPU
