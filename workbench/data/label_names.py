@@ -24,15 +24,11 @@ def coco_categories() -> dict[int, str]:
     return {cat_id: name for cat_id, name in enumerate(COCO_CATEGORY_NAMES) if name not in ("__background__", "N/A")}
 
 
-def detection_labels(config: dict) -> tuple[list[str], dict[int, int]]:
-    """The class name of each label (0 the background) and the COCO category id of each label, for a detection
-    config: from its validation annotation file when it exists; else COCO's categories when the model's labels are
-    COCO category ids or it has COCO's 81 outputs; else "class k" names and labels as ids, with a warning.
+def detection_labels(model: dict, annotations: Path) -> tuple[list[str], dict[int, int]]:
+    """The class name of each label (0 the background) and the COCO category id of each label, for the config
+    section `model` of a detector: from the annotation file when it exists; else COCO's categories when the model's
+    labels are COCO category ids or it has COCO's 81 outputs; else "class k" names and labels as ids, with a warning.
     """
-    model, data = config["model"], config["data"]
-    annotations = Path(data["root"]) / data["val_annotations"]
-    if data["dataset"] == "shapes":
-        annotations = Path(data["root"]) / "annotations/instances_val.json"
     if annotations.is_file():
         categories = {c["id"]: c["name"] for c in json.loads(annotations.read_text())["categories"]}
     elif model["labels_are_category_ids"] or model["num_classes"] == len(coco_categories()) + 1:

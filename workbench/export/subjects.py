@@ -21,7 +21,7 @@ from workbench.data.coco import label_space
 from workbench.data.label_names import detection_labels
 from workbench.errors import MissingFileError, UserError
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
-from workbench.tasks.detection import build_model
+from workbench.tasks.detection import build_model, split_paths
 
 KINDS = ("backbone", "classifier", "faster_rcnn", "mask_rcnn")
 DETECTOR_KINDS = ("faster_rcnn", "mask_rcnn")
@@ -174,7 +174,7 @@ def detector_subject(config_path: str, weights: str, overrides: list[str] | None
         names = read_class_names(class_names, by_id)
         category_ids = [None] + list(range(1, len(names)))
     else:
-        names, label_to_cat_id = detection_labels(config)
+        names, label_to_cat_id = detection_labels(config["model"], split_paths(config["data"])["val_annotations"])
         category_ids = [label_to_cat_id.get(label) for label in range(len(names))]
     return subject_for(model, config["model"]["kind"], class_names=names, labels_are_category_ids=by_id,
                        neck=config["model"]["neck"], category_ids=category_ids)

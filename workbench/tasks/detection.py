@@ -26,12 +26,16 @@ SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/inst
                  "val_images": "val", "val_annotations": "annotations/instances_val.json"}
 
 
-def data_paths(data: dict) -> dict[str, Path]:
-    """Image folders and annotation files of both splits; generates the shapes dataset when it is asked for and
-    missing (on the main process)."""
-    root = Path(data["root"])
+def split_paths(data: dict) -> dict[str, Path]:
+    """Image folders and annotation files of both splits, as the config section `data` names them."""
     names = dict(data, **SHAPES_SPLITS) if data["dataset"] == "shapes" else data
-    paths = {key: root / names[key] for key in SHAPES_SPLITS}
+    return {key: Path(data["root"]) / names[key] for key in SHAPES_SPLITS}
+
+
+def data_paths(data: dict) -> dict[str, Path]:
+    """`split_paths`; generates the shapes dataset when it is asked for and missing (on the main process)."""
+    root = Path(data["root"])
+    paths = split_paths(data)
     if data["dataset"] == "shapes" and not paths["val_annotations"].is_file():
         if distributed.is_main_process():
             shapes = data["shapes"]

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from workbench.data.image_files import ImageFiles, as_list, find_images, picture_names
 from workbench.errors import UserError
 from workbench.evaluation.coco import image_to_coco
+from workbench.evaluation.detector import only_categories
 from workbench.evaluation.pictures import draw_predictions
 from workbench.tasks.predictors import Predictor, load_predictor
 
@@ -41,8 +42,10 @@ def predict(args: argparse.Namespace) -> list[dict]:
     output_dir.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(ImageFiles(files, predictor.transform), batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=as_list)
-    run = detect if predictor.kind == "detector" else classify
-    results, unreadable = run(predictor, loader, files, output_dir, args.score_thresh)
+    if predictor.kind == "detector":
+        results, unreadable = detect(predictor, loader, files, output_dir, args.score_thresh)
+    else:
+        results, unreadable = classify(predictor, loader, files)
     (output_dir / "predictions.json").write_text(json.dumps(results))
     if unreadable:
         logger.warning("%d of %d files could not be read and were skipped: %s", len(unreadable), len(files),
@@ -77,10 +80,9 @@ def detect(predictor: Predictor, loader: DataLoader, files: list, output_dir: Pa
             continue
         outputs = predictor.model([image.to(predictor.device, torch.float32) / 255 for _, image in pairs])
         for (index, image), output in zip(pairs, outputs):
-            output = {key: value.cpu() for key, value in output.items()}
-            keep = (output["scores"] >= score_thresh) & torch.isin(
-                output["labels"], torch.tensor(sorted(predictor.label_to_cat_id), dtype=output["labels"].dtype))
-            output = {key: value[keep] for key, value in output.items()}
+            output, _ = only_categories({key: value.cpu() for key, value in output.items()}, predictor.label_to_cat_id)
+            confident = output["scores"] >= score_thresh
+            output = {key: value[confident] for key, value in output.items()}
             for result in image_to_coco(output, index + 1, predictor.label_to_cat_id):
                 results.append(dict(result, file_name=str(files[index]),
                                     category_name=category_names[result["category_id"]]))
@@ -89,10 +91,9 @@ def detect(predictor: Predictor, loader: DataLoader, files: list, output_dir: Pa
 
 
 @torch.inference_mode()
-def classify(predictor: Predictor, loader: DataLoader, files: list, output_dir: Path,
-             score_thresh: float) -> tuple[list[dict], list[int]]:
+def classify(predictor: Predictor, loader: DataLoader, files: list) -> tuple[list[dict], list[int]]:
     """The top-5 classes (label, class name, probability) of each readable image, printed and returned, with the
-    indices of unreadable files. `score_thresh` does not apply."""
+    indices of unreadable files."""
     results, unreadable = [], []
     for batch in tqdm(loader, desc="predict", dynamic_ncols=True):
         pairs = readable(batch, unreadable)

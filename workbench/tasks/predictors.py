@@ -16,7 +16,7 @@ from workbench.engine.checkpoints import load_training_state
 from workbench.errors import UserError
 from workbench.tasks.classification import eval_sizes, normalisation
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
-from workbench.tasks.detection import build_model, check_checkpoint_classes
+from workbench.tasks.detection import build_model, check_checkpoint_classes, split_paths
 
 
 @dataclass
@@ -68,7 +68,7 @@ def detector(config: dict, weights: str, device: torch.device) -> Predictor:
     """The detector of a detection config with `weights` (a whole-detector checkpoint: ours or torchvision's)."""
     config["model"].update(weights=weights, backbone_weights=None)
     check_checkpoint_classes(config["model"])
-    class_names, label_to_cat_id = detection_labels(config)
+    class_names, label_to_cat_id = detection_labels(config["model"], split_paths(config["data"])["val_annotations"])
     model = build_model(config, device).eval()
     return Predictor("detector", model, class_names, label_to_cat_id, None, device)
 
@@ -79,7 +79,7 @@ def classifier(model: torch.nn.Module, config: dict, device: torch.device) -> Pr
     return Predictor("classifier", model.to(device).eval(), classification_labels(config), {}, transform, device)
 
 
-def onnx_detector(path: str, device: torch.device) -> Predictor:
+def onnx_detector(path: str) -> Predictor:
     """An exported detector run by onnxruntime; its class names and category ids come from the file's metadata (else
     "class k", and labels as ids)."""
     from workbench.export.onnx_runtime import OnnxDetector
@@ -100,7 +100,7 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
     if args.onnx:
         if args.config or args.weights:
             raise UserError("--onnx runs an exported file alone; leave out --config and --weights")
-        return onnx_detector(args.onnx, torch.device("cpu"))
+        return onnx_detector(args.onnx)
     if not args.weights:
         raise UserError("give --weights (with --config, unless it is a train_det.py / train_cls.py checkpoint), "
                         "or --onnx")
