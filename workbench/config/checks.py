@@ -33,6 +33,8 @@ RULES = {  # key: (test, what is expected)
     "data.unreadable_images": (lambda v: v in UNREADABLE_POLICIES, " or ".join(UNREADABLE_POLICIES)),
     "train.log_period": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "train.checkpoint_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: no periodic checkpoints)"),
+    "train.checkpoints_kept": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: keep them all)"),
+    "train.grad_checkpointing": (lambda v: isinstance(v, bool), "true or false"),
     "train.eval_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: evaluate at the end only)"),
     "eval.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "model.num_classes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),

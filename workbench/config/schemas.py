@@ -9,6 +9,10 @@ SOLVER_DEFAULTS = {
     "sync_bn": False, "on_nonfinite": "stop",
 }
 
+# grad_checkpointing: recompute the backbone's activations in the backward pass (less memory, ~1/3 more time);
+# checkpoints_kept: how many of the newest periodic checkpoints stay on disk (0: all)
+TRAIN_MEMORY_DEFAULTS = {"grad_checkpointing": False, "checkpoints_kept": 0}
+
 DETECTION_DEFAULTS = {
     "model": {
         "kind": "mask_rcnn", "backbone": "resnet50", "neck": "fpn", "num_classes": 81, "backbone_weights": None,
@@ -28,7 +32,7 @@ DETECTION_DEFAULTS = {
     "solver": dict(SOLVER_DEFAULTS),
     "train": {
         "output_dir": "output/det", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
-        "device": "auto",
+        "device": "auto", **TRAIN_MEMORY_DEFAULTS,
     },
     "eval": {"iou_types": None, "backend": "pycocotools", "batch_size": 2, "workers": None, "draw_images": 8,
              "score_threshold": 0.5},
@@ -50,7 +54,7 @@ CLASSIFICATION_DEFAULTS = {
     "solver": dict(SOLVER_DEFAULTS, lr=0.1, max_iter=64000, steps=[32000, 48000], warmup_iters=0,
                    warmup_until_error=None),
     "train": {"output_dir": "output/cls", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
-              "device": "auto"},
+              "device": "auto", **TRAIN_MEMORY_DEFAULTS},
     "eval": {"batch_size": 256, "workers": None},
 }
 

@@ -14,6 +14,7 @@ from workbench.errors import MissingFileError, UserError
 
 LAST_CHECKPOINT = "last_checkpoint"
 LOCK_FILE = ".run.lock"
+PERIODIC_CHECKPOINTS = "checkpoint_[0-9]*.pth"
 
 
 def atomic_save(obj: object, path: str | Path) -> None:
@@ -95,6 +96,17 @@ def save_training_state(output_dir: str | Path, name: str, state: dict) -> Path:
     temporary.write_text(name)
     os.replace(temporary, Path(output_dir) / LAST_CHECKPOINT)
     return path
+
+
+def remove_older_checkpoints(output_dir: str | Path, kept: int) -> None:
+    """Deletes the periodic checkpoints (`checkpoint_<iteration>.pth`) of `output_dir` but the newest `kept`; the one
+    `last_checkpoint` names always stays."""
+    pointer = Path(output_dir) / LAST_CHECKPOINT
+    newest = pointer.read_text().strip() if pointer.is_file() else None
+    periodic = sorted(Path(output_dir).glob(PERIODIC_CHECKPOINTS), key=lambda path: int(path.stem.split("_")[1]))
+    for path in periodic[:-kept]:
+        if path.name != newest:
+            path.unlink(missing_ok=True)
 
 
 def last_checkpoint(output_dir: str | Path) -> Path | None:

@@ -100,6 +100,7 @@ class LoopSettings:
     on_nonfinite: str = "stop"
     log_period: int = 20
     checkpoint_period: int = 0
+    checkpoints_kept: int = 0
     eval_period: int = 0
 
 
@@ -160,6 +161,8 @@ def train_loop(
                 break
             if settings.checkpoint_period and state.iteration % settings.checkpoint_period == 0:
                 save(state, output_dir, config)
+                if settings.checkpoints_kept and distributed.is_main_process():
+                    checkpoints.remove_older_checkpoints(output_dir, settings.checkpoints_kept)
             if evaluate and settings.eval_period and state.iteration % settings.eval_period == 0 \
                     and state.iteration < settings.max_iter:
                 scores = evaluate(state.iteration)

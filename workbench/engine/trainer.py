@@ -20,7 +20,7 @@ from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, trai
 from workbench.engine.metrics import plot_curves
 from workbench.engine.solver import ErrorWarmup, build_optimizer, build_scheduler
 from workbench.engine.stop_signals import ignore_stop_signals
-from workbench.errors import MissingFileError
+from workbench.errors import MissingFileError, UserError
 
 
 class Task:
@@ -129,6 +129,8 @@ def _train(task: Task, resume: bool, device: torch.device, output_dir: Path) -> 
     """`train`, once the device, the seeds and the output folder are settled."""
     config = task.config
     model, train_set, val_set = task.build(device)
+    if config["train"]["grad_checkpointing"]:
+        enable_grad_checkpointing(model)
     state = prepare_state(model, config, device, output_dir, resume)
     data, solver = config["data"], config["solver"]
     batch_indices = training_batches(len(train_set), data["batch_size"], config["train"]["seed"],
@@ -189,6 +191,21 @@ def prepare_state(model: nn.Module, config: dict, device: torch.device, output_d
     return state
 
 
+def enable_grad_checkpointing(model: nn.Module) -> None:
+    """Turns on gradient checkpointing in every part of `model` that offers it (timm's `set_grad_checkpointing`: the
+    backbone of a classifier or a detector).
+
+    Raises:
+        UserError: no part of `model` offers it.
+    """
+    parts = [module for module in model.modules() if hasattr(module, "set_grad_checkpointing")]
+    if not parts:
+        raise UserError(f"train.grad_checkpointing=true, but no part of the {type(model).__name__} offers "
+                        f"set_grad_checkpointing; set it to false")
+    for part in parts:
+        part.set_grad_checkpointing(True)
+
+
 def has_batchnorm_statistics(model: nn.Module) -> bool:
     """True when a BatchNorm of `model` updates running statistics that DDP must broadcast from rank 0 (SyncBN keeps
     them equal itself; frozen BN has none that change)."""
@@ -202,7 +219,8 @@ def loop_settings(config: dict) -> LoopSettings:
     return LoopSettings(max_iter=solver["max_iter"], accumulate=solver["accumulate"],
                         clip_grad_norm=solver["clip_grad_norm"], amp=solver["amp"],
                         on_nonfinite=solver["on_nonfinite"], log_period=train["log_period"],
-                        checkpoint_period=train["checkpoint_period"], eval_period=train["eval_period"])
+                        checkpoint_period=train["checkpoint_period"], checkpoints_kept=train["checkpoints_kept"],
+                        eval_period=train["eval_period"])
 
 
 def unwrapped(model: nn.Module) -> nn.Module:

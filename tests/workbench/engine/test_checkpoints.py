@@ -29,6 +29,21 @@ def test_save_leaves_no_temporary_files_and_points_at_the_newest(tmp_path):
     assert checkpoints.last_checkpoint(tmp_path / "empty") is None
 
 
+def test_only_the_newest_periodic_checkpoints_and_the_pointed_one_are_kept(tmp_path):
+    for iteration in (5, 10, 15, 20):
+        checkpoints.save_training_state(tmp_path, f"checkpoint_{iteration:07d}.pth", {"iteration": iteration})
+    (tmp_path / "model_final.pth").write_bytes(b"")
+    checkpoints.remove_older_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint_0000015.pth", "checkpoint_0000020.pth", "last_checkpoint", "model_final.pth"]
+    (tmp_path / checkpoints.LAST_CHECKPOINT).write_text("checkpoint_0000015.pth")  # a resume from an older one
+    checkpoints.save_training_state(tmp_path, "checkpoint_10000000.pth", {"iteration": 10**7})
+    (tmp_path / checkpoints.LAST_CHECKPOINT).write_text("checkpoint_0000015.pth")
+    checkpoints.remove_older_checkpoints(tmp_path, 1)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_*")) == ["checkpoint_0000015.pth",
+                                                                     "checkpoint_10000000.pth"]
+
+
 def test_a_planted_training_checkpoint_is_refused_and_its_code_does_not_run(tmp_path, planted_payload):
     marker = tmp_path / "pwned"
     torch.save({"model": {}, "iteration": 3, "payload": planted_payload(marker)}, tmp_path / "checkpoint.pth")

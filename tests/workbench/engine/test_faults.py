@@ -190,7 +190,8 @@ KILL_TRIALS = int(os.environ.get("WORKBENCH_KILL_TRIALS", "3"))  # the issue's 2
 
 @pytest.mark.parametrize("trial", range(KILL_TRIALS))
 def test_sigkill_at_a_random_moment_leaves_a_checkpoint_that_loads_and_resumes(tmp_path, quick_cls_overrides, trial):
-    overrides = quick_cls_overrides + [LONG_RUN, "train.checkpoint_period=1", "data.workers=1"]
+    overrides = quick_cls_overrides + [LONG_RUN, "train.checkpoint_period=1", "train.checkpoints_kept=2",
+                                       "data.workers=1"]
     job = start(command("cls", tmp_path, overrides), tmp_path / "log")
     wait_for(lambda: (tmp_path / "last_checkpoint").is_file(), timeout=240, job=job)
     time.sleep(random.Random(trial).uniform(0.0, 2.0))  # during an iteration, a save or the rename
@@ -200,3 +201,4 @@ def test_sigkill_at_a_random_moment_leaves_a_checkpoint_that_loads_and_resumes(t
     assert stopped_at >= 1
     train("cls", tmp_path, overrides + [f"solver.max_iter={stopped_at + 2}"], resume=True)
     assert saved_iteration(tmp_path) == stopped_at + 2
+    assert len(list(tmp_path.glob("checkpoint_*.pth"))) <= 2

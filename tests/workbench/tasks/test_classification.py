@@ -143,6 +143,27 @@ def test_classification_checkpoint_feeds_detection_and_create_backbone(trained):
         torch.testing.assert_close(body[key], trained_weights[key], msg=key)
 
 
+def test_grad_checkpointing_trains_the_same_weights_and_checkpoints_kept_prunes(trained, quick_cls_overrides, tmp_path):
+    output_dir, _ = trained
+    train(tmp_path, quick_cls_overrides + ["train.grad_checkpointing=true", "train.checkpoint_period=1",
+                                           "train.checkpoints_kept=2"])
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
+        "checkpoint_0000002.pth", "checkpoint_0000003.pth", "model_final.pth"]
+    expected = torch.load(output_dir / "model_final.pth", weights_only=True)["model"]
+    got = torch.load(tmp_path / "model_final.pth", weights_only=True)["model"]
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, msg=key)
+
+
+def test_grad_checkpointing_reaches_a_detector_backbone_and_is_refused_where_nothing_offers_it():
+    detector = heads.faster_rcnn("resnet18", num_classes=3)
+    trainer.enable_grad_checkpointing(detector)
+    assert detector.backbone.body.grad_checkpointing
+    with pytest.raises(ValueError, match=r"train.grad_checkpointing=true, but no part of the Linear offers "
+                                         r"set_grad_checkpointing; set it to false"):
+        trainer.enable_grad_checkpointing(torch.nn.Linear(2, 2))
+
+
 def test_a_folder_another_run_writes_into_is_refused_before_any_work(tmp_path, quick_cls_overrides):
     held = checkpoints.lock_output_dir(tmp_path)
     with pytest.raises(ValueError, match=r"another run \(process \d+\) is writing into"):
