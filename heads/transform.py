@@ -17,11 +17,25 @@ from torchvision.models.detection.transform import (
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
-class RCNNTransform(GeneralizedRCNNTransform):
-    """GeneralizedRCNNTransform that normalises RGB 0-1 images as `pretrained_cfg` prescribes.
+def unit_range_normalization(pretrained_cfg: Mapping) -> tuple[list[float], list[float], str]:
+    """(mean, std, channel_order) that normalise RGB 0-1 pixels as `pretrained_cfg` prescribes: its mean and std,
+    given in units of its `pixel_range`, divided by that range (normalising a 0-1 image then equals normalising it
+    scaled to the range); BGR weights flip the channels first.
 
-    The mean and std of the config, given in units of its `pixel_range`, are divided by that range, so that
-    normalising a 0-1 image equals normalising the same image scaled to the range; BGR configs flip the channels first.
+    Raises:
+        ValueError: the channel order is neither RGB nor BGR.
+    """
+    channel_order = pretrained_cfg.get("channel_order", "RGB")
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order={channel_order!r} is not supported; choose one of {CHANNEL_ORDERS}")
+    pixel_range = float(pretrained_cfg.get("pixel_range", 1.0))
+    return ([float(m) / pixel_range for m in pretrained_cfg["mean"]],
+            [float(s) / pixel_range for s in pretrained_cfg["std"]], channel_order)
+
+
+class RCNNTransform(GeneralizedRCNNTransform):
+    """GeneralizedRCNNTransform that normalises RGB 0-1 images as `pretrained_cfg` prescribes (see
+    `unit_range_normalization`).
 
     Args:
         min_size: shorter side after resizing; a sequence picks one at random per training image.
@@ -38,12 +52,7 @@ class RCNNTransform(GeneralizedRCNNTransform):
         self, min_size: int | tuple[int, ...], max_size: int, pretrained_cfg: Mapping, *, size_divisible: int = 32,
         fixed_size: tuple[int, int] | None = None, skip_resize_in_training: bool = False,
     ):
-        channel_order = pretrained_cfg.get("channel_order", "RGB")
-        if channel_order not in CHANNEL_ORDERS:
-            raise ValueError(f"channel_order={channel_order!r} is not supported; choose one of {CHANNEL_ORDERS}")
-        pixel_range = float(pretrained_cfg.get("pixel_range", 1.0))
-        mean = [float(m) / pixel_range for m in pretrained_cfg["mean"]]
-        std = [float(s) / pixel_range for s in pretrained_cfg["std"]]
+        mean, std, channel_order = unit_range_normalization(pretrained_cfg)
         super().__init__(min_size, max_size, mean, std, size_divisible, fixed_size,
                          _skip_resize=skip_resize_in_training)
         self.channel_order = channel_order

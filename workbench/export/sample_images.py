@@ -6,19 +6,19 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import Tensor
 
+from heads.transform import unit_range_normalization
 from workbench.data.images import load_rgb
 
 from .subjects import ExportSubject
 
 
 def normalize(images: Tensor, normalization: dict) -> Tensor:
-    """RGB 0-1 images ([..., 3, H, W]) as a backbone's weights expect them: channels flipped for BGR weights, then
-    `(x * pixel_range - mean) / std`."""
-    if normalization.get("channel_order", "RGB") == "BGR":
+    """RGB 0-1 images ([..., 3, H, W]) as a backbone's weights expect them (see
+    `heads.transform.unit_range_normalization`)."""
+    mean, std, channel_order = unit_range_normalization(normalization)
+    if channel_order == "BGR":
         images = images.flip(-3)
-    pixel_range = float(normalization.get("pixel_range", 1.0))
-    mean = torch.tensor([float(m) / pixel_range for m in normalization["mean"]], dtype=images.dtype)
-    std = torch.tensor([float(s) / pixel_range for s in normalization["std"]], dtype=images.dtype)
+    mean, std = torch.tensor(mean, dtype=images.dtype), torch.tensor(std, dtype=images.dtype)
     return (images - mean[:, None, None]) / std[:, None, None]
 
 
