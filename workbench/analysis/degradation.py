@@ -100,7 +100,8 @@ def plot_degradation(curves: dict[str, dict], path: Path) -> Path:
     for axis, title in zip(axes, ("plain networks", "residual networks")):
         axis.set(xlabel="iteration", title=title)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.get_legend_handles_labels()[0]:  # a family that did not run has an empty panel
+            axis.legend(fontsize=8)
     axes[0].set_ylabel("error (%)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
