@@ -202,7 +202,7 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str
 
 def _convert(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str, list[str]]:
     """`convert_state_dict`, plus the keys of detector heads it dropped."""
-    state_dict = _strip_shared_prefixes(state_dict)
+    state_dict = strip_shared_prefixes(state_dict)
     for name, detect, rename in FORMATS:
         if detect(state_dict):
             break
@@ -223,11 +223,13 @@ def _convert(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
     return converted, name, ignored
 
 
-def _strip_shared_prefixes(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+def strip_shared_prefixes(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """`state_dict` without the prefixes that every key shares from a wrapper (DataParallel / DDP's `module.`, a
+    `model.` attribute, torch.compile's `_orig_mod.`), however nested."""
     prefix = next((p for p in SHARED_PREFIXES if state_dict and all(k.startswith(p) for k in state_dict)), None)
     if prefix is None:
         return state_dict
-    return _strip_shared_prefixes({k[len(prefix):]: v for k, v in state_dict.items()})
+    return strip_shared_prefixes({k[len(prefix):]: v for k, v in state_dict.items()})
 
 
 def _block_key(stage: str, block: str, conv: str, is_norm: bool, param: str) -> str:

@@ -13,6 +13,7 @@ from backbones.checkpoint import (
     convert_state_dict,
     mismatch_message,
     note_conversions,
+    strip_shared_prefixes,
     tensor_mismatches,
     without_batch_counters,
 )
@@ -39,12 +40,14 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
     """Loads a whole-detector checkpoint into `model`.
 
     The file is read with `torch.load(weights_only=True)` (see `backbones.read_checkpoint`); the state dict may be
-    wrapped under "model" (our training checkpoints) or "state_dict". BatchNorm batch counters are ignored on both
-    sides, so a checkpoint trained with BatchNorm loads into frozen BatchNorm and back. When only the class-dependent
-    predictor layers (`cls_score`, `bbox_pred`, `mask_fcn_logits`) differ in shape, they are dropped with a warning
-    and keep their initialisation (fine-tuning on other classes). Floating-point tensors of another precision are
-    converted to the model's. A detectron2 detector (its model zoo's `.pkl` or its training `.pth`) is renamed and
-    its predictors converted first (`heads.detectron2_weights.convert_detectron2_detector`).
+    wrapped under "model" (our training checkpoints) or "state_dict", and its keys may share a wrapper's prefix
+    (`module.` of DDP, `_orig_mod.` of torch.compile; see `backbones.checkpoint.strip_shared_prefixes`). BatchNorm
+    batch counters are ignored on both sides, so a checkpoint trained with BatchNorm loads into frozen BatchNorm and
+    back. When only the class-dependent predictor layers (`cls_score`, `bbox_pred`, `mask_fcn_logits`) differ in
+    shape, they are dropped with a warning and keep their initialisation (fine-tuning on other classes).
+    Floating-point tensors of another precision are converted to the model's. A detectron2 detector (its model
+    zoo's `.pkl` or its training `.pth`) is renamed and its predictors converted first
+    (`heads.detectron2_weights.convert_detectron2_detector`).
 
     Args:
         model: the detector, changed in place.
@@ -63,7 +66,7 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
             says that the file is a detectron2 detector and gives its own key names.
     """
     origin = os.fspath(path)
-    checkpoint = read_checkpoint(path)
+    checkpoint = strip_shared_prefixes(read_checkpoint(path))
     if is_detectron2_detector(checkpoint):
         checkpoint = convert_detectron2_detector(checkpoint, model, origin)
     state_dict = without_batch_counters({_modern_name(k): v for k, v in checkpoint.items()})

@@ -66,12 +66,13 @@ def test_norm_and_frozen_stages_override_the_defaults(resnet18_file, fast_option
     assert all(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.parametrize("prefix", ["", "module.", "_orig_mod.module."], ids=["plain", "ddp", "compiled_ddp"])
 @pytest.mark.parametrize("kind,neck", [("faster_rcnn", "fpn"), ("mask_rcnn", "c4")])
-def test_own_checkpoint_round_trip(kind, neck, tmp_path, fast_options):
+def test_own_checkpoint_round_trip(kind, neck, prefix, tmp_path, fast_options):
     torch.manual_seed(0)
     trained = heads.build_detector(kind, backbone="resnet18", num_classes=3, **fast_options(kind, neck))
     path = tmp_path / "model.pth"
-    torch.save({"model": trained.state_dict(), "iteration": 10}, path)
+    torch.save({"model": {prefix + k: v for k, v in trained.state_dict().items()}, "iteration": 10}, path)
     loaded = heads.build_detector(kind, backbone="resnet18", num_classes=3, weights=path, **fast_options(kind, neck))
     expected = trained.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())

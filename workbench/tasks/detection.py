@@ -8,6 +8,7 @@ from torch import nn
 
 import heads
 from backbones import read_checkpoint
+from backbones.checkpoint import strip_shared_prefixes
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn
 from workbench.data.detection_transforms import build_transforms
@@ -85,7 +86,7 @@ def check_checkpoint_classes(model: dict) -> None:
     number of class outputs is not `model.num_classes`, since loading would then drop its trained predictor (as
     fine-tuning on other classes does). The message says what to set, for torchvision's 91-output COCO detectors
     too."""
-    scores = read_checkpoint(model["weights"]).get(CLASS_SCORES)
+    scores = strip_shared_prefixes(read_checkpoint(model["weights"])).get(CLASS_SCORES)
     if scores is None or len(scores) == model["num_classes"]:
         return
     hint = f"set model.num_classes={len(scores)}"

@@ -194,7 +194,7 @@ def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monk
     config, answers = write_category_id_set(tmp_path / "data")
     monkeypatch.setattr(detection_evaluation, "build_model", lambda config, device: CategoryIdDetector(answers))
     weights = tmp_path / "weights.pth"
-    torch.save({"roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)
+    torch.save({"module.roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)  # saved from DDP
     args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights),
                                   "--output-dir", str(tmp_path / "eval"), "model.labels_are_category_ids=true"])
     with caplog.at_level(logging.WARNING):
