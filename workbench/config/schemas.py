@@ -9,7 +9,8 @@ SOLVER_DEFAULTS = {
     "sync_bn": False, "on_nonfinite": "stop",
 }
 
-# grad_checkpointing: recompute the backbone's activations in the backward pass (less memory, ~1/3 more time);
+# grad_checkpointing: recompute the backbone's activations in the backward pass (less memory, one more forward of
+# the backbone per step);
 # checkpoints_kept: how many of the newest periodic checkpoints stay on disk (0: all)
 TRAIN_MEMORY_DEFAULTS = {"grad_checkpointing": False, "checkpoints_kept": 0}
 
