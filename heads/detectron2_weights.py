@@ -89,6 +89,8 @@ from torch import nn
 from backbones import CheckpointMismatchError
 from backbones.checkpoint import mismatch_message, rename_detectron2, resnet_layout, tensor_mismatches
 
+from .state_names import CLASS_LAYERS, CLASS_SCORES, renamed_mask_conv
+
 logger = logging.getLogger(__name__)
 
 # Keys only a detectron2 detector has: the RPN, the ResNet of an FPN (`bottom_up`) or C4 backbone, C4's res5 head.
@@ -110,15 +112,11 @@ HEAD_KEY = re.compile(rf"({'|'.join(map(re.escape, HEAD_MODULES))})\.(weight|bia
 FPN_KEY = re.compile(r"backbone\.fpn_(lateral|output)([2-5])\.(weight|bias)")
 FPN_BLOCKS = {"lateral": "inner_blocks", "output": "layer_blocks"}
 FPN_FIRST_STAGE = 2
-MASK_CONV_KEY = re.compile(r"roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)")
 RESNET_PREFIXES = ("backbone.bottom_up.", "backbone.stem.", "backbone.res", "roi_heads.res5.")
 # What `rename_detectron2` returns for a ResNet tensor (torchvision names); anything else it left as it was.
 RESNET_KEY = re.compile(r"(conv1|bn1)\.\w+|layer\d\.\d+\.(conv\d|bn\d|downsample\.[01])\.\w+")
 NORMALISATION_KEYS = ("pixel_mean", "pixel_std")
 IGNORED_KEY = re.compile(r"proposal_generator\.anchor_generator\.cell_anchors\.\d+")
-# Our class-dependent layers: other numbers of classes are for `load_detector_weights` to drop.
-CLASS_LAYERS = ("roi_heads.box_predictor.cls_score.", "roi_heads.box_predictor.bbox_pred.",
-                "roi_heads.mask_predictor.mask_fcn_logits.")
 # What a key we do not convert belongs to, for the error message (the first pattern that matches names it).
 UNKNOWN_KINDS = (
     (re.compile(r"roi_heads\.(box_head|box_predictor)\.\d+\."), "cascade box heads (Cascade R-CNN)"),
@@ -197,8 +195,8 @@ def _targets(key: str, value: torch.Tensor, is_c4: bool, expected: Mapping[str, 
     if match := FPN_KEY.fullmatch(key):
         kind, stage, param = match.groups()
         return [f"backbone.fpn.{FPN_BLOCKS[kind]}.{int(stage) - FPN_FIRST_STAGE}.0.{param}"]
-    if match := MASK_CONV_KEY.fullmatch(key):
-        return [f"roi_heads.mask_head.{int(match.group(1)) - 1}.0.{match.group(2)}"]
+    if name := renamed_mask_conv(key):
+        return [name]
     if not key.startswith(RESNET_PREFIXES) or _is_group_norm(key, norms_with_statistics):
         return []
     name = rename_detectron2(key)
@@ -229,14 +227,14 @@ def _anchor_layout(model: nn.Module) -> tuple[int, int]:
 def _convert_classes(state_dict: dict[str, torch.Tensor]) -> None:
     """Background first in `cls_score`; zero background rows in front of class-specific `bbox_pred` and mask logits,
     class-agnostic ones repeated for every class (fast_rcnn.py, mask_head.py)."""
-    cls_score = state_dict.get("roi_heads.box_predictor.cls_score.weight")
+    cls_score = state_dict.get(CLASS_SCORES)
     num_classes = None if cls_score is None else cls_score.shape[0]  # with the background
+    scores, boxes, masks = CLASS_LAYERS
     for param in ("weight", "bias"):
-        key = f"roi_heads.box_predictor.cls_score.{param}"
-        if key in state_dict:
-            state_dict[key] = torch.cat([state_dict[key][-1:], state_dict[key][:-1]])
-        _with_background(state_dict, f"roi_heads.box_predictor.bbox_pred.{param}", 4, num_classes)
-        _with_background(state_dict, f"roi_heads.mask_predictor.mask_fcn_logits.{param}", 1, num_classes)
+        if scores + param in state_dict:
+            state_dict[scores + param] = torch.cat([state_dict[scores + param][-1:], state_dict[scores + param][:-1]])
+        _with_background(state_dict, boxes + param, 4, num_classes)
+        _with_background(state_dict, masks + param, 1, num_classes)
 
 
 def _with_background(state_dict: dict[str, torch.Tensor], key: str, per_class: int, num_classes: int | None) -> None:

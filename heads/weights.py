@@ -2,7 +2,6 @@
 detectron2's model-zoo Faster/Mask R-CNN (FPN, C4) files, renamed by `heads.detectron2_weights`."""
 import logging
 import os
-import re
 from collections.abc import Mapping
 
 import torch
@@ -19,21 +18,9 @@ from backbones.checkpoint import (
 )
 
 from .detectron2_weights import convert_detectron2_detector, is_detectron2_detector
+from .state_names import CLASS_LAYERS, renamed_mask_conv
 
 logger = logging.getLogger(__name__)
-
-# Layers whose shapes depend on the number of classes; a checkpoint's are dropped when that number differs.
-PREDICTOR_PREFIXES = (
-    "roi_heads.box_predictor.cls_score.", "roi_heads.box_predictor.bbox_pred.",
-    "roi_heads.mask_predictor.mask_fcn_logits.",
-)
-# torchvision's released Mask R-CNN file names its mask head convs `mask_fcn1..4`; MaskRCNNHeads now calls them `0..3`.
-LEGACY_MASK_CONV = re.compile(r"roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)")
-
-
-def _modern_name(key: str) -> str:
-    match = LEGACY_MASK_CONV.fullmatch(key)
-    return f"roi_heads.mask_head.{int(match.group(1)) - 1}.0.{match.group(2)}" if match else key
 
 
 def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
@@ -69,14 +56,14 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
     checkpoint = strip_shared_prefixes(read_checkpoint(path))
     if is_detectron2_detector(checkpoint):
         checkpoint = convert_detectron2_detector(checkpoint, model, origin)
-    state_dict = without_batch_counters({_modern_name(k): v for k, v in checkpoint.items()})
+    state_dict = without_batch_counters({renamed_mask_conv(k) or k: v for k, v in checkpoint.items()})
     expected = without_batch_counters(model.state_dict())
     if not state_dict.keys() & expected.keys():
         raise CheckpointMismatchError(_not_this_detector(origin, state_dict, expected))
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = tensor_mismatches(state_dict, expected)
-    other_classes = [k for k in mismatched if k.startswith(PREDICTOR_PREFIXES)
+    other_classes = [k for k in mismatched if k.startswith(CLASS_LAYERS)
                      and state_dict[k].shape != expected[k].shape]
     if missing or unexpected or len(other_classes) < len(mismatched):
         raise CheckpointMismatchError(mismatch_message(

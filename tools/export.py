@@ -29,6 +29,7 @@ Examples:
 import argparse
 
 from workbench import cli
+from workbench.export.onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from workbench.export.pipeline import FORMATS, export_from_args
 
 
@@ -53,7 +54,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                                                         "largest magnitude (absolute below 1); default: 1e-4 for "
                                                         "backbones and classifiers, 1e-3 for detectors (mask "
                                                         "probabilities: 10 times the tolerance)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 17..20 (default: 17)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default: {DEFAULT_OPSET})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random verification images")
     parser.add_argument("overrides", nargs="*", help="config overrides as key=value (with --config)")
     return parser

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from .subjects import DETECTOR_KINDS
+
 DEFAULT_TOLERANCES = {"backbone": 1e-4, "classifier": 1e-4, "faster_rcnn": 1e-3, "mask_rcnn": 1e-3}
 DETECTION_FIELDS = ("boxes", "scores", "masks")
 MASK_TOLERANCE_FACTOR = 10
@@ -154,7 +156,7 @@ def verify_outputs(model: nn.Module, exported: Callable, inputs: list[Tensor], k
     with torch.no_grad():
         for index, x in enumerate(inputs):
             where = f"input {index} ({'x'.join(map(str, x.shape))})"
-            if kind in ("faster_rcnn", "mask_rcnn"):
+            if kind in DETECTOR_KINDS:
                 reference, probabilities = detections_with_mask_probabilities(model, x)
                 compare_detections(verification, reference, probabilities, exported([x])[0], x, tolerance, where)
                 total += len(reference["boxes"])
@@ -166,7 +168,7 @@ def verify_outputs(model: nn.Module, exported: Callable, inputs: list[Tensor], k
                 continue
             for name, ref, out in zip(output_names, reference, got):
                 verification.compare(name, ref, out, tolerance, where)
-    if kind in ("faster_rcnn", "mask_rcnn"):
+    if kind in DETECTOR_KINDS:
         verification.notes.append(f"detections: {total} in {len(inputs)} images, paired by label and box")
         if total == 0:
             verification.notes.append("no detections on these images: only their number was compared; give --images "

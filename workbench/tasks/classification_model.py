@@ -23,7 +23,11 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict]:
         ValueError: the file is not a train_cls.py checkpoint (it has no "model" and "config" entries, or it is a
             train_det.py checkpoint).
     """
-    state = load_training_state(path)
+    return classifier_from_state(load_training_state(path), path)
+
+
+def classifier_from_state(state: object, path: str | Path) -> tuple[nn.Module, dict]:
+    """`load_classifier` of the contents `state` already read from the checkpoint `path`."""
     if not isinstance(state, dict) or "model" not in state or "model" not in state.get("config", {}):
         raise UserError(f"{path} is not a train_cls.py checkpoint (expected the keys 'model' and 'config'); "
                          f"use --config with --weights for other weight files")

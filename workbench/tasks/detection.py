@@ -9,6 +9,7 @@ from torch import nn
 import heads
 from backbones import read_checkpoint
 from backbones.checkpoint import strip_shared_prefixes
+from heads.state_names import CLASS_SCORES
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn
 from workbench.data.detection_transforms import build_transforms
@@ -22,7 +23,6 @@ from workbench.evaluation.detector import evaluate_detector
 from workbench.evaluation.pictures import save_prediction_grid
 from workbench.evaluation.results import save_results
 
-CLASS_SCORES = "roi_heads.box_predictor.cls_score.weight"  # one row per class output, in every detector format
 SHAPES_SPLITS = {"train_images": "train", "train_annotations": "annotations/instances_train.json",
                  "val_images": "val", "val_annotations": "annotations/instances_val.json"}
 
@@ -95,6 +95,13 @@ def check_checkpoint_classes(model: dict) -> None:
                  "category id)")
     raise UserError(f"{model['weights']} has {len(scores)} class outputs ({CLASS_SCORES}) but model.num_classes="
                     f"{model['num_classes']}, so its trained predictor would be dropped; {hint}")
+
+
+def use_detector_checkpoint(config: dict, weights: str) -> None:
+    """Points `config` at the whole-detector checkpoint `weights` (the path as it is, never parsed as YAML; no
+    backbone weights on top) after checking its class outputs (`check_checkpoint_classes`)."""
+    config["model"].update(weights=weights, backbone_weights=None)
+    check_checkpoint_classes(config["model"])
 
 
 def build_model(config: dict, device: torch.device) -> nn.Module:

@@ -18,9 +18,9 @@ from workbench.evaluation.results import save_results
 from workbench.tasks.detection import (
     build_datasets,
     build_model,
-    check_checkpoint_classes,
     check_num_classes,
     report_evaluation,
+    use_detector_checkpoint,
 )
 
 
@@ -37,8 +37,7 @@ def evaluate_files(args: argparse.Namespace) -> dict:
 def evaluate_model(args: argparse.Namespace) -> dict:
     """Runs the model of `--config` with `--weights` on the config's validation split and scores it."""
     config = load_config(DETECTION_DEFAULTS, args.config, args.overrides)
-    config["model"].update(weights=args.weights, backbone_weights=None)  # paths taken as they are, never as YAML
-    check_checkpoint_classes(config["model"])
+    use_detector_checkpoint(config, args.weights)
     if args.backend:
         config["eval"]["backend"] = args.backend
     if args.iou_types:

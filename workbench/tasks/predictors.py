@@ -15,8 +15,8 @@ from workbench.engine import distributed
 from workbench.engine.checkpoints import load_training_state
 from workbench.errors import UserError
 from workbench.tasks.classification import eval_sizes, normalisation
-from workbench.tasks.classification_model import classifier_from_weights, load_classifier
-from workbench.tasks.detection import build_model, check_checkpoint_classes, split_paths
+from workbench.tasks.classification_model import classifier_from_state, classifier_from_weights
+from workbench.tasks.detection import build_model, split_paths, use_detector_checkpoint
 
 
 @dataclass
@@ -54,9 +54,8 @@ def config_kind(path: str) -> str:
     raise errors["detection"]
 
 
-def saved_config(path: str) -> dict:
-    """The config a train_det.py or train_cls.py checkpoint was trained with."""
-    state = load_training_state(path)
+def saved_config(state: object, path: str) -> dict:
+    """The config a train_det.py or train_cls.py checkpoint (`state`, read from `path`) was trained with."""
     config = state.get("config") if isinstance(state, dict) else None
     if not isinstance(config, dict) or "model" not in config:
         raise UserError(f"{path} holds no training config (it is not a train_det.py or train_cls.py checkpoint); "
@@ -66,8 +65,7 @@ def saved_config(path: str) -> dict:
 
 def detector(config: dict, weights: str, device: torch.device) -> Predictor:
     """The detector of a detection config with `weights` (a whole-detector checkpoint: ours or torchvision's)."""
-    config["model"].update(weights=weights, backbone_weights=None)
-    check_checkpoint_classes(config["model"])
+    use_detector_checkpoint(config, weights)
     class_names, label_to_cat_id = detection_labels(config["model"], split_paths(config["data"])["val_annotations"])
     model = build_model(config, device).eval()
     return Predictor("detector", model, class_names, label_to_cat_id, None, device)
@@ -83,11 +81,8 @@ def onnx_detector(path: str) -> Predictor:
     """An exported detector run by onnxruntime; its class names and category ids come from the file's metadata (else
     "class k", and labels as ids)."""
     from workbench.export.onnx_runtime import OnnxDetector
-    model = OnnxDetector(path)
+    model = OnnxDetector(path)  # refuses files of other kinds, naming them
     metadata = model.metadata
-    if metadata.get("kind") not in ("faster_rcnn", "mask_rcnn"):
-        raise UserError(f"{path} is an exported {metadata.get('kind', 'model')}, not a detector; tools/predict.py "
-                        "--onnx takes detectors exported by tools/export.py")
     num_classes = metadata["num_classes"]
     class_names = metadata.get("class_names") or ["__background__"] + [f"class {k}" for k in range(1, num_classes)]
     category_ids = metadata.get("category_ids") or [None] + list(range(1, num_classes))
@@ -104,16 +99,18 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
     if not args.weights:
         raise UserError("give --weights (with --config, unless it is a train_det.py / train_cls.py checkpoint), "
                         "or --onnx")
+    state = None  # a training checkpoint's contents, read once
     if args.config:
         kind = config_kind(args.config)
         config = load_config(SCHEMAS[kind], args.config, args.overrides)
     else:
-        saved = saved_config(args.weights)
+        state = load_training_state(args.weights)
+        saved = saved_config(state, args.weights)
         kind = "detection" if "kind" in saved["model"] else "classification"
         config = load_config(merge(SCHEMAS[kind], saved), None, args.overrides)
     device = distributed.select_device(args.device or config["train"]["device"])
     if kind == "detection":
         return detector(config, args.weights, device)
-    model = load_classifier(args.weights)[0] if not args.config else classifier_from_weights(config["model"],
-                                                                                              args.weights)
-    return classifier(model, config, device)
+    if state is None:
+        return classifier(classifier_from_weights(config["model"], args.weights), config, device)
+    return classifier(classifier_from_state(state, args.weights)[0], config, device)
