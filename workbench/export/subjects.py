@@ -21,7 +21,7 @@ from workbench.data.coco import label_space
 from workbench.data.label_names import detection_labels
 from workbench.errors import MissingFileError, UserError
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
-from workbench.tasks.detection import build_model, split_paths
+from workbench.tasks.detection import build_model, split_paths, use_detector_checkpoint
 
 KINDS = ("backbone", "classifier", "faster_rcnn", "mask_rcnn")
 DETECTOR_KINDS = ("faster_rcnn", "mask_rcnn")
@@ -157,14 +157,15 @@ def read_class_names(values: list[str] | None, labels_are_category_ids: bool = F
 
 def detector_subject(config_path: str, weights: str, overrides: list[str] | None = None,
                      class_names: list[str] | None = None) -> ExportSubject:
-    """The detector of a train_det.py config with whole-detector `weights`, as tools/eval_det.py builds it.
+    """The detector of a train_det.py config with whole-detector `weights`, as tools/eval_det.py builds it (and, as
+    there, refused when the checkpoint has another number of class outputs).
 
     Class names and the COCO category id of each label (`category_ids`, null for the background and labels that
     are no category) default to those of `workbench.data.label_names.detection_labels`: the config's validation
     annotations when that file exists, else COCO's for COCO configs; given class names take their labels as ids.
     """
     config = load_config(DETECTION_DEFAULTS, config_path, overrides)
-    config["model"].update(weights=weights, backbone_weights=None)  # paths taken as they are, never as YAML
+    use_detector_checkpoint(config, weights)
     try:
         model = build_model(config, torch.device("cpu"))
     except ValueError as error:  # an unknown option or backbone of the config

@@ -100,6 +100,19 @@ def test_bad_command_lines_are_one_error_line(argv, message, export, tmp_path, c
     assert not (tmp_path / "model.onnx").exists()
 
 
+def test_a_detector_checkpoint_of_other_classes_is_refused_as_eval_det_refuses_it(export, quick_overrides, tmp_path,
+                                                                                   capsys):
+    weights = tmp_path / "coco.pth"
+    torch.save({"roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)
+    with pytest.raises(SystemExit) as exit:
+        export(["--config", DEMO_CONFIG, "--weights", weights, "--output", tmp_path / "model.onnx", *quick_overrides])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "coco.pth has 91 class outputs" in error
+    assert "set model.num_classes=91 and model.labels_are_category_ids=true" in error
+    assert not (tmp_path / "model.onnx").exists()
+
+
 def test_onnx_without_the_extra_says_which_extra_to_install(export, classifier_checkpoint, monkeypatch, tmp_path,
                                                              capsys):
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
