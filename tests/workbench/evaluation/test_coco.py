@@ -271,22 +271,28 @@ def uncompressed_counts(mask: np.ndarray) -> list[int]:
 
 
 def plain_library(gt_file: str, detections: list[dict], iou_type: str, library: str = "pycocotools") -> dict:
-    """The 12 numbers and per-category AP of pycocotools (or faster-coco-eval) used directly, `bbox` dropped for
-    segm as detectron2 does."""
+    """The 12 numbers of pycocotools (or faster-coco-eval) used directly, `bbox` dropped for segm as detectron2 does;
+    the AP of each category is the library's own AP of an evaluation restricted to that category (`params.catIds`)."""
     if library == "pycocotools":
         coco_class, cocoeval = COCO, COCOeval
     else:
         import faster_coco_eval
         coco_class, cocoeval = faster_coco_eval.COCO, faster_coco_eval.COCOeval_faster
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = coco_class(gt_file)
-        results = [{k: v for k, v in d.items() if not (iou_type == "segm" and k == "bbox")} for d in detections]
+
+    def stats(category_ids=None) -> dict[str, float]:
         evaluator = cocoeval(coco_gt, coco_gt.loadRes(copy.deepcopy(results)), iou_type)
+        if category_ids is not None:
+            evaluator.params.catIds = category_ids
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    stats = {name: float("nan") if v < 0 else float(v) for name, v in zip(STATS, evaluator.stats)}
-    return {iou_type: {"stats": stats, "per_category": coco_eval.per_category_ap(evaluator, coco_gt)}}
+        return {name: float("nan") if v < 0 else float(v) for name, v in zip(STATS, evaluator.stats)}
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_class(gt_file)
+        results = [{k: v for k, v in d.items() if not (iou_type == "segm" and k == "bbox")} for d in detections]
+        per_category = {category["name"]: stats([category["id"]])["AP"] for category in coco_gt.dataset["categories"]}
+        return {iou_type: {"stats": stats(), "per_category": per_category}}
 
 
 def assert_identical(ours: dict, theirs: dict, tolerance: float = 0.0) -> None:
