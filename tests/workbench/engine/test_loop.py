@@ -80,18 +80,32 @@ def test_a_non_finite_step_is_skipped_and_counted_when_the_config_says_so(tmp_pa
     assert torch.load(tmp_path / "model_final.pth", weights_only=True)["skipped_steps"] == 1
 
 
-def test_accumulation_averages_the_micro_batches(tmp_path):
+def test_accumulation_steps_once_on_the_mean_gradient_of_the_micro_batches(tmp_path):
+    """Three different micro-batches per step: the weights move as one SGD step on the mean of their losses, and
+    the logged loss is that mean."""
     state = toy_state()
-    seen = []
+    reference = toy_state()
+    reference.model.load_state_dict(state.model.state_dict())
+    micro_batches = [torch.full((4, 2), float(k)) for k in range(1, 7)]
 
     def step(model, x):
-        seen.append(x)
-        return {"loss": model(x).sum()}
+        return {"loss": model(x).square().sum()}
 
-    train_loop(state, batches(), step, LoopSettings(max_iter=2, accumulate=3, log_period=1),
+    train_loop(state, iter(micro_batches), step, LoopSettings(max_iter=2, accumulate=3, log_period=1),
                str(tmp_path), {})
-    assert len(seen) == 6 and state.iteration == 2
-    assert (tmp_path / "model_final.pth").is_file()
+    logged = []
+    for first in (0, 3):
+        reference.optimizer.zero_grad()
+        losses = [step(reference.model, x)["loss"] for x in micro_batches[first:first + 3]]
+        mean = sum(losses) / 3
+        mean.backward()
+        reference.optimizer.step()
+        logged.append(mean.item())
+    assert state.iteration == 2
+    for key, value in reference.model.state_dict().items():
+        torch.testing.assert_close(state.model.state_dict()[key], value, rtol=1e-6, atol=0, msg=key)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in records] == pytest.approx(logged, rel=1e-6)
 
 
 def test_only_loss_terms_are_minimised_and_logs_are_period_means(tmp_path):
