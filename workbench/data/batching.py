@@ -45,12 +45,18 @@ def training_batches(
     num_samples: int, batch_size: int, seed: int, *, group_ids: Sequence[int] | None = None, rank: int = 0,
     world_size: int = 1, start_batch: int = 0,
 ) -> Iterator[list[tuple[int, int]]]:
-    """Endless batches of (dataset index, sample seed) for this rank, starting at batch `start_batch`."""
+    """Endless batches of (dataset index, sample seed) for this rank, starting at batch `start_batch`.
+
+    Raises:
+        ValueError: fewer samples than processes: a process without a share of the data would wait for ever.
+    """
+    if num_samples < world_size:
+        raise ValueError(f"the training data has {num_samples} images, fewer than the {world_size} processes; "
+                         f"each process needs at least one")
     groups = group_ids if group_ids is not None else [0] * num_samples
     stream = grouped_batches(shuffled_indices(num_samples, seed, rank, world_size), groups, batch_size)
-    for number, batch in enumerate(stream):
-        if number >= start_batch:
-            yield [(index, sample_seed(seed, rank, number, position)) for position, index in enumerate(batch)]
+    return ([(index, sample_seed(seed, rank, number, position)) for position, index in enumerate(batch)]
+            for number, batch in enumerate(stream) if number >= start_batch)
 
 
 class SeededSamples(Dataset):
