@@ -152,8 +152,8 @@ def test_bad_inputs_are_named(run, detector_checkpoint, images, tmp_path):
 
 def test_onnx_export_predicts_what_the_pytorch_detector_predicts(run, detector_checkpoint, images, tmp_path,
                                                                  tiny_shapes):
-    """predict.py --onnx gives the JSON of the checkpoint (one image per call in both), within the export's
-    tolerance; class names and category ids travel in the file."""
+    """predict.py --onnx gives the JSON of the checkpoint (one image per call in both): boxes and scores within the
+    export's tolerance, the same RLE masks; class names and category ids travel in the file."""
     from workbench.export import export_and_verify
     from workbench.export.subjects import detector_subject
     overrides = [f"data.root={tiny_shapes}", "model.options.min_size=64", "model.options.max_size=64"]
@@ -164,7 +164,8 @@ def test_onnx_export_predicts_what_the_pytorch_detector_predicts(run, detector_c
     from_torch = run(["--weights", str(detector_checkpoint), "--output-dir", str(tmp_path / "torch")] + common)
     assert len(from_onnx) == len(from_torch) > 0
     for mine, reference in zip(from_onnx, from_torch):
-        assert {k: v for k, v in mine.items() if k not in ("bbox", "score", "segmentation")} == \
-            {k: v for k, v in reference.items() if k not in ("bbox", "score", "segmentation")}
+        assert "segmentation" in reference
+        assert {k: v for k, v in mine.items() if k not in ("bbox", "score")} == \
+            {k: v for k, v in reference.items() if k not in ("bbox", "score")}
         assert mine["bbox"] == pytest.approx(reference["bbox"], abs=1e-2)
         assert mine["score"] == pytest.approx(reference["score"], abs=1e-3)
