@@ -24,6 +24,7 @@ TOOLS = {  # task, schema, script, config
 ENV = dict(os.environ, PYTHONPATH=".")  # torchrun gives each worker 1 thread
 pytestmark = pytest.mark.slow  # every test here runs the tools as subprocesses
 LONG_RUN = "solver.max_iter=200"  # long enough to be stopped in the middle
+EXIT_STATUS = "tests/workbench/engine/exit_status.py"  # runs a tool and prints its exit status
 
 
 @pytest.fixture(params=["det", "cls"])
@@ -142,15 +143,17 @@ def test_signal_to_the_process_group_saves_and_resume_is_exact(tmp_path, uninter
 def test_sigterm_under_torchrun_saves_and_resume_continues(tmp_path, tool, target, caplog, free_port):
     name, overrides = tool
     overrides = overrides + ["data.workers=1", LONG_RUN]
-    job = start(command(name, tmp_path / "run", overrides, processes=2, port=free_port), tmp_path / "log")
+    job = start(command(name, tmp_path / "run", overrides, processes=2, port=free_port,
+                        script=[EXIT_STATUS, TOOLS[name][2]]), tmp_path / "log")
     wait_for(lambda: logged_iterations(tmp_path / "run") >= 2, timeout=240, job=job)
     victims = [rank_processes(job.pid)[1]] if target == "one rank" else job_processes(job.pid)
     for pid in victims:  # every process: as a cluster's preemption signals the whole job
         os.kill(pid, signal.SIGTERM)
     job.wait(timeout=120)
     log = (tmp_path / "log").read_text()
-    if target == "one rank":
-        assert job.returncode == 0, log[-3000:]
+    assert "rank 0 exited with 0" in log and "rank 1 exited with 0" in log, log[-3000:]
+    # torchrun signalled itself re-raises the signal (SignalException) once its workers have ended
+    assert job.returncode == (0 if target == "one rank" else 1), log[-3000:]
     assert "stopped by" in log, log[-3000:]
     stopped_at = saved_iteration(tmp_path / "run")
     assert 2 <= stopped_at < 200
