@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from workbench.errors import UserError
+
 
 def sample_seed(seed: int, rank: int, batch: int, position: int) -> int:
     """A 32-bit seed for one sample of one batch."""
@@ -48,10 +50,10 @@ def training_batches(
     """Endless batches of (dataset index, sample seed) for this rank, starting at batch `start_batch`.
 
     Raises:
-        ValueError: fewer samples than processes: a process without a share of the data would wait for ever.
+        UserError: fewer samples than processes: a process without a share of the data would wait for ever.
     """
     if num_samples < world_size:
-        raise ValueError(f"the training data has {num_samples} images, fewer than the {world_size} processes; "
+        raise UserError(f"the training data has {num_samples} images, fewer than the {world_size} processes; "
                          f"each process needs at least one")
     groups = group_ids if group_ids is not None else [0] * num_samples
     stream = grouped_batches(shuffled_indices(num_samples, seed, rank, world_size), groups, batch_size)
