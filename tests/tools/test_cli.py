@@ -1,5 +1,6 @@
 """The command-line tools: each starts and prints its help, each is thin (argparse and one call into the
-library, importing no other tool), and a wrong weights file is one error line with exit code 2."""
+library, importing no other tool), and a wrong weights file or an impossible config value is one error line with
+exit code 2."""
 import ast
 import subprocess
 import sys
@@ -10,7 +11,11 @@ import torch
 
 import backbones
 from workbench import cli
+from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS
+from workbench.engine import trainer
 from workbench.tasks import detection_evaluation
+from workbench.tasks.classification import ClassificationTask
+from workbench.tasks.detection import DetectionTask
 
 TOOLS = sorted(Path("tools").glob("*.py"))
 DEMO_CONFIG = "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml"
@@ -57,3 +62,29 @@ def test_a_classifier_given_to_eval_det_is_one_error_line(tmp_path, tool_parser,
     error = capsys.readouterr().err
     assert error.startswith(f"error: {path} is a classifier checkpoint (torchvision format), not a whole detector")
     assert len(error.splitlines()) == 1 and f"model.backbone_weights={path}" in error
+
+
+TRAINING = {  # tool: what its main calls, a shipped config
+    "train_det": (lambda args: trainer.run(args, DETECTION_DEFAULTS, DetectionTask),
+                  "configs/mask_rcnn_r50_fpn_1x_coco.yaml"),
+    "train_cls": (lambda args: trainer.run(args, CLASSIFICATION_DEFAULTS, ClassificationTask),
+                  "configs/classification/resnet18_imagenet.yaml"),
+}
+
+
+@pytest.mark.parametrize("tool, override, message", [
+    ("train_det", "solver.lr=-0.1", "solver.lr=-0.1 is impossible; expected a number > 0"),
+    ("train_det", "solver.max_iter=500", "solver.warmup_iters=1000 is not below solver.max_iter=500"),
+    ("train_cls", "data.batch_size=0", "data.batch_size=0 is impossible; expected an integer >= 1"),
+    ("train_cls", "solver.warmup_until_error=100", "solver.warmup_until_error=100 is impossible"),
+])
+def test_an_impossible_config_value_exits_2_before_any_work(tmp_path, tool_parser, capsys, tool, override, message):
+    """The data folder does not exist and no weights are named: any work begun would end in another error."""
+    main, config = TRAINING[tool]
+    argv = ["--config", config, "--output-dir", str(tmp_path / "run"), f"data.root={tmp_path / 'no_data'}",
+            "model.backbone_weights=null", override]
+    with pytest.raises(SystemExit) as exit:
+        cli.run(main, tool_parser(tool), argv)
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and error.startswith("error: ") and message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
