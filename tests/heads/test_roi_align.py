@@ -79,7 +79,7 @@ def test_no_boxes(without_torchvision_kernel):
 
 
 @pytest.mark.parametrize("case", ["adaptive sampling", "few boxes on a large map", "float16"])
-def test_fallbacks_equal_torchvision(case):
+def test_fallbacks_are_torchvisions_kernel(case, monkeypatch):
     features, boxes, sampling_ratio = torch.randn(2, 3, 20, 24), boxes_for(1 / 4), 2
     if case == "adaptive sampling":
         sampling_ratio = 0
@@ -89,7 +89,11 @@ def test_fallbacks_equal_torchvision(case):
         features = features.half()
     args = (boxes.to(features.dtype), 7, 1 / 4, sampling_ratio)
     expected = pooled_and_grad(torchvision.ops.roi_align, features, *args)
+    calls = []
+    kernel = torchvision.ops.roi_align
+    monkeypatch.setattr(torchvision.ops, "roi_align", lambda *a, **k: calls.append(1) or kernel(*a, **k))
     assert_same(pooled_and_grad(roi_align, features, *args), expected)
+    assert calls == [1]
 
 
 def test_inference_is_torchvision_bit_for_bit():
