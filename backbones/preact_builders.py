@@ -67,5 +67,5 @@ def preact_resnet164_cifar(pretrained=False, **kwargs) -> nn.Module:
 @register_backbone
 def preact_resnet1001_cifar(pretrained=False, **kwargs) -> nn.Module:
     """CIFAR pre-activation ResNet-1001 (bottlenecks, n=111): 10.2M parameters as the paper counts them (weights
-    without BatchNorm's); use set_grad_checkpointing() to train it in little memory."""
+    without BatchNorm's); set_grad_checkpointing() keeps a third of its activation memory."""
     return _cifar("preact_resnet1001_cifar", pretrained, "bottleneck", 111, **kwargs)
