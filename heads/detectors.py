@@ -86,7 +86,7 @@ def set_fast_inference(model: nn.Module, enable: bool = True) -> nn.Module:
     """
     for module in model.modules():
         if isinstance(module, FeatureExtractor):
-            module.set_fused(True)
+            module.set_fused(enable)
     return pack_convolutions(model, enable, skip=(FeatureExtractor,))
 
 
