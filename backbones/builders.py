@@ -4,7 +4,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .checkpoint import load_weights
+from .checkpoint import detect_format, load_weights, read_checkpoint
+from .conventions import ARCHITECTURE_OPTIONS, conventions
 from .feature_extractors import feature_extractor_for
 from .hub import download_weights
 from .pretrained import PRETRAINED_CFGS, cifar_cfg, imagenet_cfg
@@ -50,19 +51,22 @@ def _create_resnet(
     if out_indices is not None and not features_only:
         raise ValueError("out_indices selects feature maps and needs features_only=True")
     cfg = resolve_pretrained_cfg(arch, pretrained_tag, model_args.get("stem") == "cifar")
-    kwargs.setdefault("style", cfg["style"])
-    kwargs.setdefault("shortcut_pad", cfg["shortcut_pad"])
+    origin = os.fspath(pretrained) if isinstance(pretrained, (str, os.PathLike)) else None
+    if pretrained and not origin and not cfg["tag"]:
+        raise ValueError(_no_default_weights(arch))
+    state_dict = read_checkpoint(origin) if origin else None
+    if origin:
+        cfg = conventions(cfg, detect_format(state_dict, origin), origin, pretrained_tag is not None, kwargs)
+    for option in ARCHITECTURE_OPTIONS:
+        kwargs.setdefault(option, cfg[option])
     kwargs.setdefault("num_classes", cfg["num_classes"])
     model = model_cls(**{**model_args, **kwargs})
-    model.pretrained_cfg = cfg
+    model.pretrained_cfg = dict(cfg, **{option: kwargs[option] for option in ARCHITECTURE_OPTIONS})  # as built
 
-    if pretrained:
-        if isinstance(pretrained, (str, os.PathLike)):
-            load_weights(model, pretrained)
-        elif not cfg["tag"]:
-            raise ValueError(_no_default_weights(arch))
-        else:
-            load_weights(model, download_weights(f"{arch}.{cfg['tag']}", cfg))
+    if origin:
+        load_weights(model, state_dict, origin=origin)
+    elif pretrained:
+        load_weights(model, download_weights(f"{arch}.{cfg['tag']}", cfg))
     model.freeze(frozen_stages)
     if features_only:
         model = feature_extractor_for(model, range(len(model.feature_info)) if out_indices is None else out_indices)

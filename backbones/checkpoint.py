@@ -200,15 +200,26 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str
     return converted, name
 
 
+def detect_format(state_dict: Mapping[str, torch.Tensor], origin: str | None = None) -> str:
+    """The format of a state dict (see `convert_state_dict`), from its keys.
+
+    Raises:
+        CheckpointError: The format is not recognised; the message names `origin` (when given), lists a few keys
+            and the keys expected.
+    """
+    state_dict = strip_shared_prefixes(state_dict)
+    name = next((name for name, detect, _ in FORMATS if detect(state_dict)), None)
+    if name is None:
+        raise CheckpointError(f"{f'cannot load {origin}: ' if origin else ''}not a ResNet checkpoint: found keys "
+                              f"{', '.join(list(state_dict)[:6])}; expected a ResNet's ({FORMAT_EXAMPLES})")
+    return name
+
+
 def _convert(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str, list[str]]:
     """`convert_state_dict`, plus the keys of detector heads it dropped."""
+    name = detect_format(state_dict)
     state_dict = strip_shared_prefixes(state_dict)
-    for name, detect, rename in FORMATS:
-        if detect(state_dict):
-            break
-    else:
-        raise CheckpointError(f"not a ResNet checkpoint: found keys {', '.join(list(state_dict)[:6])}; "
-                              f"expected a ResNet's ({FORMAT_EXAMPLES})")
+    rename = next(rename for format_name, _, rename in FORMATS if format_name == name)
     converted, ignored = {}, []
     for key, value in state_dict.items():
         new_key = rename(key)
@@ -351,7 +362,8 @@ FORMATS: tuple[tuple[str, Callable[[Mapping], bool], Callable[[str], str | None]
 
 
 def load_weights(
-    model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], *, strict: bool = True
+    model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], *, strict: bool = True,
+    origin: str | None = None,
 ) -> dict:
     """Loads a checkpoint of any supported format into `model` (torchvision names).
 
@@ -366,6 +378,7 @@ def load_weights(
         model: The model to fill, changed in place.
         source: A checkpoint file, or a state dict already read.
         strict: Raise on any other missing, unexpected or mismatched key; when False, load what matches.
+        origin: how messages name a state dict given as `source` (e.g. the file it was read from).
 
     Returns:
         A report: `format`, and the lists `missing` (model keys the checkpoint lacks), `unexpected` (checkpoint keys
@@ -381,7 +394,7 @@ def load_weights(
             differ in block kind or depth. Also, strict or not, when the checkpoint's format needs option-A
             shortcuts that place their zero channels otherwise than the model's (see `check_shortcut_pad`).
     """
-    origin = "the given state dict" if isinstance(source, Mapping) else os.fspath(source)
+    origin = origin or ("the given state dict" if isinstance(source, Mapping) else os.fspath(source))
     raw = source if isinstance(source, Mapping) else read_checkpoint(source)
     try:
         state_dict, format_name, ignored = _convert(raw)
