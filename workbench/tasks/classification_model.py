@@ -41,8 +41,7 @@ def classifier_from_state(state: object, path: str | Path) -> tuple[nn.Module, d
 
 
 def classifier_from_weights(spec: dict, weights: str | Path) -> nn.Module:
-    """The classifier of `spec` with the weights of any format `backbones.load_weights` reads."""
-    model = build_classifier(dict(spec, backbone_weights=None))
-    backbones.load_weights(model, weights)
-    return model
+    """The classifier of `spec` with the weights of any format `backbones.load_weights` reads, and the conventions
+    the file carries (see `backbones.conventions`)."""
+    return build_classifier(dict(spec, backbone_weights=str(weights)))
 
