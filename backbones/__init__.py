@@ -5,6 +5,7 @@ from .feature_extractors import feature_extractor_for
 from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
 from .fuse import fuse_batchnorm
+from .hub import WeightsDownloadError
 from .norm import freeze_batchnorm
 from .packed_conv import clear_weight_caches
 from .preact import PreActFeatures, ResNetV2
@@ -13,7 +14,7 @@ from .resnet import ResNet
 
 __all__ = [
     "BackboneWithFPN", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError", "FeatureExtractor",
-    "FeatureInfo", "PreActFeatures", "ResNet", "ResNetV2", "clear_weight_caches", "create_backbone",
-    "create_fpn_backbone", "feature_extractor_for", "freeze_batchnorm", "fuse_batchnorm", "list_backbones",
-    "load_weights", "read_checkpoint", "register_backbone", "split_name",
+    "FeatureInfo", "PreActFeatures", "ResNet", "ResNetV2", "WeightsDownloadError", "clear_weight_caches",
+    "create_backbone", "create_fpn_backbone", "feature_extractor_for", "freeze_batchnorm", "fuse_batchnorm",
+    "list_backbones", "load_weights", "read_checkpoint", "register_backbone", "split_name",
 ]
