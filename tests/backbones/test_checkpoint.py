@@ -17,7 +17,6 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
-from torchvision.ops import FrozenBatchNorm2d
 
 import backbones
 import heads
@@ -30,11 +29,10 @@ from backbones.checkpoint import (
     read_checkpoint,
 )
 from backbones.safe_pickle import load_pickle
+from tests.backbones.weight_files import C2_MODULES, randomised, save_pickle, split_key, to_caffe2
 
 D2_MODULES = {"conv1": "conv1", "conv2": "conv2", "conv3": "conv3", "bn1": "conv1.norm", "bn2": "conv2.norm",
               "bn3": "conv3.norm", "downsample.0": "shortcut", "downsample.1": "shortcut.norm"}
-C2_MODULES = {"conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c", "bn1": "branch2a_bn",
-              "bn2": "branch2b_bn", "bn3": "branch2c_bn", "downsample.0": "branch1", "downsample.1": "branch1_bn"}
 DETECTOR_HEADS = {
     "d2_fpn": ("backbone.fpn_lateral2.weight", "backbone.top_block.p6.weight",
                "proposal_generator.rpn_head.conv.weight", "roi_heads.box_head.fc1.weight"),
@@ -79,19 +77,6 @@ ROUND_TRIP_MODELS = {
 }
 
 
-def randomised(model: nn.Module) -> nn.Module:
-    """Gives every BatchNorm random weights and statistics, so that a loader dropping any of them is caught."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.BatchNorm2d, FrozenBatchNorm2d)):
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.2, generator=generator)
-                module.running_mean.normal_(0.0, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
-    return model.eval()
-
-
 def image() -> torch.Tensor:
     return torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
@@ -109,13 +94,6 @@ def tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
-def split_key(key: str) -> tuple[str, str, str]:
-    """`layer1.0.downsample.1.weight` -> ("res2_0" stage and block, "downsample.1" module, "weight" parameter)."""
-    module, param = key.rsplit(".", 1)
-    layer, block, name = module.split(".", 2)
-    return f"{int(layer.removeprefix('layer')) + 1}_{block}", name, param
-
-
 def to_detectron2(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames a torchvision state dict to detectron2's ResNet names."""
     renamed = {}
@@ -128,26 +106,6 @@ def to_detectron2(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             stage_block, module, param = split_key(key)
             renamed[f"res{stage_block.replace('_', '.')}.{D2_MODULES[module]}.{param}"] = value
     return renamed
-
-
-def to_caffe2(state_dict: dict[str, torch.Tensor], classifier: str = "pred") -> dict[str, np.ndarray]:
-    """Renames a torchvision state dict to the MSRA Caffe2 names, folding every BatchNorm into its affine s, b."""
-    blobs = {f"{classifier}_w": state_dict["fc.weight"], f"{classifier}_b": state_dict["fc.bias"],
-             "conv1_w": state_dict["conv1.weight"]}
-    norms = {"bn1": "res_conv1_bn"}
-    for key in state_dict:
-        if key.startswith("layer") and key.endswith(".weight"):
-            stage_block, module, _ = split_key(key)
-            name = f"res{stage_block}_{C2_MODULES[module]}"
-            if name.endswith("_bn"):
-                norms[key.removesuffix(".weight")] = name
-            else:
-                blobs[name + "_w"] = state_dict[key]
-    for module, name in norms.items():
-        scale = state_dict[f"{module}.weight"] / torch.sqrt(state_dict[f"{module}.running_var"] + BN_EPS)
-        blobs[name + "_s"] = scale
-        blobs[name + "_b"] = state_dict[f"{module}.bias"] - state_dict[f"{module}.running_mean"] * scale
-    return {k: v.detach().numpy().copy() for k, v in blobs.items()}
 
 
 def to_caffe2_unfused(state_dict: dict[str, torch.Tensor], norm_suffixes: dict[str, str]) -> dict[str, np.ndarray]:
@@ -167,12 +125,6 @@ def to_caffe2_unfused(state_dict: dict[str, torch.Tensor], norm_suffixes: dict[s
         elif param in norm_suffixes:
             blobs[f"{name}_{norm_suffixes[param]}"] = value
     return {k: v.detach().numpy().copy() for k, v in blobs.items()}
-
-
-def save_pickle(obj: object, path: os.PathLike, protocol: int = pickle.HIGHEST_PROTOCOL) -> str:
-    with open(path, "wb") as file:
-        pickle.dump(obj, file, protocol=protocol)
-    return str(path)
 
 
 def save_torch(obj: object, path: os.PathLike) -> str:
