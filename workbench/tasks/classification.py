@@ -33,10 +33,11 @@ def normalisation(data: dict, model: nn.Module) -> tuple[tuple, tuple, str]:
 
 def eval_sizes(data: dict, model: nn.Module) -> tuple[int | None, int | None]:
     """(resize, crop) of evaluation: data.eval_resize / data.eval_crop (null: the image as it is), or, when
-    eval_crop is "pretrained", the pretrained config's input size and crop_pct (e.g. 256 and 224)."""
+    eval_crop is "pretrained", the pretrained config's test size (`test_input_size`, else `input_size`) and
+    crop_pct (e.g. 256 and 224; 232 and 224 for torchvision's V2 weights)."""
     if data["eval_crop"] == "pretrained":
         cfg = model.pretrained_cfg
-        crop = cfg["input_size"][-1]
+        crop = cfg.get("test_input_size", cfg["input_size"])[-1]
         return round(crop / cfg["crop_pct"]), crop
     return data["eval_resize"], data["eval_crop"]
 

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 import backbones
@@ -22,10 +23,11 @@ from workbench.data.classification_transforms import ten_crop_transform
 from workbench.engine import checkpoints, trainer
 from workbench.evaluation.classifier import evaluate_classifier
 from workbench.tasks import classification_evaluation
-from workbench.tasks.classification import ClassificationTask
+from workbench.tasks.classification import ClassificationTask, eval_sizes
 
 CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
 MSRA = "resnet50.msra_in1k"
+PRETRAINED_EVAL = dict(CLASSIFICATION_DEFAULTS["data"], eval_crop="pretrained")
 
 
 def train(output_dir, overrides, resume=False):
@@ -164,6 +166,28 @@ def test_eval_cls_scores_msra_weights_as_the_library_with_the_tags_normalisation
     assert results["loss"] == pytest.approx(expected["loss"], rel=1e-3)  # 0-255 vs 0-1 arithmetic: 4e-5 apart
     monkeypatch.setattr(classification_transforms, "to_bgr", lambda image: image)  # RGB fed as it comes
     assert evaluate(arguments)["loss"] != pytest.approx(expected["loss"], rel=1e-2)
+
+
+@pytest.mark.parametrize("name, sizes", [
+    ("resnet50.tv2_in1k", (232, 224)), ("resnext101_64x4d.tv_in1k", (232, 224)), ("resnet50.tv_in1k", (256, 224)),
+])
+def test_pretrained_eval_sizes_are_the_tags_test_sizes(name, sizes):
+    with torch.device("meta"):
+        assert eval_sizes(PRETRAINED_EVAL, backbones.create_backbone(name)) == sizes
+
+
+def test_pretrained_eval_sizes_of_every_torchvision_tag_are_torchvisions():
+    presets = {weights.url: weights.transforms() for name in torchvision.models.list_models(module=torchvision.models)
+               for weights in torchvision.models.get_model_weights(name)}
+    expected, got = {}, {}
+    for name in backbones.list_backbones(pretrained=True):
+        with torch.device("meta"):
+            model = backbones.create_backbone(name)
+        if model.pretrained_cfg["source"] == "torchvision":
+            preset = presets[model.pretrained_cfg["url"]]
+            expected[name] = (*preset.resize_size, *preset.crop_size)
+            got[name] = eval_sizes(PRETRAINED_EVAL, model)
+    assert got == expected and {"resnet50.tv2_in1k", "resnext101_64x4d.tv_in1k", "resnet50.tv_in1k"} <= set(got)
 
 
 def test_resume_continues_exactly(tmp_path, quick_cls_overrides):
