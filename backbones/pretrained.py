@@ -1,7 +1,9 @@
 """Pretrained configurations (`name.tag`), as timm's `pretrained_cfg`: where the weights are and how inputs must look.
 
 `mean` and `std` are in the units of `pixel_range` (1.0: pixels in 0-1; 255.0: pixels in 0-255) and the channel
-order `channel_order`. A detector built on a backbone takes its input normalisation from here.
+order `channel_order`. A detector built on a backbone takes its input normalisation from here. `test_input_size`, where
+present (timm's field), is the size of evaluation when it is not the training `input_size`; with `crop_pct` it gives
+the resize of evaluation.
 """
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,7 +70,9 @@ def timm_v2_cfg(hf_hub_id: str, crop_pct: float) -> dict:
                         mean=INCEPTION_MEAN, std=INCEPTION_STD, source="timm")
 
 
-TV2 = dict(input_size=(3, 176, 176), pool_size=(6, 6), crop_pct=0.965)
+# torchvision's V2 recipe: trained at 176 px, evaluated on 224 px center crops of images resized to 232 px (224 / 0.965
+# rounded; torchvision's ImageClassification(crop_size=224, resize_size=232)), as timm's test_input_size says
+TV2 = dict(input_size=(3, 176, 176), pool_size=(6, 6), crop_pct=0.965, test_input_size=(3, 224, 224))
 
 # Per architecture, its tags; the first tag is the default for `pretrained=True`, except for the CIFAR nets, whose
 # plain names keep building the nets trained here (see `backbones.builders.resolve_pretrained_cfg`). Top-1 as

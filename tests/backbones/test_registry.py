@@ -58,6 +58,15 @@ def test_resnext_and_wide_resnet_tags_are_torchvision_and_detectron2_releases():
     assert cfgs["wide_resnet101_2.tv2_in1k"]["url"] == "https://download.pytorch.org/models/wide_resnet101_2-d733dc28.pth"
 
 
+def test_test_input_sizes_are_squares_of_the_training_channels_no_smaller_than_the_training_size():
+    cfgs = {f"{arch}.{tag}": cfg for arch, tags in PRETRAINED_CFGS.items() for tag, cfg in tags.items()}
+    sizes = {name: (cfg["input_size"], cfg["test_input_size"])
+             for name, cfg in cfgs.items() if "test_input_size" in cfg}
+    assert {name for name in cfgs if name.endswith(".tv2_in1k")} | {"resnext101_64x4d.tv_in1k"} <= set(sizes)
+    for name, ((channels, height, width), (test_channels, test_height, test_width)) in sizes.items():
+        assert test_channels == channels and test_height == test_width >= max(height, width), name
+
+
 def test_fair_resnext_tag_expects_bgr_pixels_in_0_255():
     with torch.device("meta"):
         model = backbones.create_backbone("resnext101_32x8d.fair_in1k")

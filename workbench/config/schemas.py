@@ -48,6 +48,9 @@ CLASSIFICATION_DEFAULTS = {
                    "extent": [0.4, 0.9]},
         "batch_size": 128, "workers": 2,
         "augment": {"kind": "pad_crop", "crop": 32, "padding": 4, "scale_range": [256, 480], "hflip": True},
+        # mean / std: null takes the backbone's pretrained_cfg; set, they replace it in the units and channel order
+        # the transforms feed: pixels in 0-1, RGB, or BGR for BGR weights (the images are flipped before normalising),
+        # e.g. [0.406, 0.456, 0.485] for resnet50.msra_in1k
         "mean": None, "std": None, "eval_resize": None, "eval_crop": None, "unreadable_images": "skip",
     },
     # warmup_until_error: null, or the training error (%) above which the learning rate is lr * warmup_factor (the

@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import Tensor
 
-from heads.transform import unit_range_normalization
+from backbones.normalization import unit_range_normalization
 from workbench.data.images import load_rgb
 
 from .subjects import ExportSubject
@@ -14,7 +14,7 @@ from .subjects import ExportSubject
 
 def normalize(images: Tensor, normalization: dict) -> Tensor:
     """RGB 0-1 images ([..., 3, H, W]) as a backbone's weights expect them (see
-    `heads.transform.unit_range_normalization`)."""
+    `backbones.normalization.unit_range_normalization`)."""
     mean, std, channel_order = unit_range_normalization(normalization)
     if channel_order == "BGR":
         images = images.flip(-3)

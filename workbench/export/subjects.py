@@ -20,6 +20,7 @@ from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.data.coco import label_space
 from workbench.data.label_names import detection_labels
 from workbench.errors import MissingFileError, UserError
+from workbench.tasks.classification import normalisation
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
 from workbench.tasks.detection import build_model, split_paths, use_detector_checkpoint
 
@@ -182,12 +183,14 @@ def detector_subject(config_path: str, weights: str, overrides: list[str] | None
 
 
 def classifier_checkpoint_subject(path: str, class_names: list[str] | None = None) -> ExportSubject:
-    """The classifier of a train_cls.py checkpoint; its inputs are normalised as its training config says."""
+    """The classifier of a train_cls.py checkpoint; its inputs are normalised as its training config says (see
+    `workbench.tasks.classification.normalisation`)."""
     model, config = load_classifier(path)
     data = config.get("data", {})
     normalization = None
     if data.get("mean") is not None and data.get("std") is not None:
-        normalization = dict(mean=list(data["mean"]), std=list(data["std"]), channel_order="RGB", pixel_range=1.0)
+        mean, std, channel_order = normalisation(data, model)
+        normalization = dict(mean=list(mean), std=list(std), channel_order=channel_order, pixel_range=1.0)
     return subject_for(model, "classifier", class_names=read_class_names(class_names), normalization=normalization)
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backbones.normalization import unit_range_normalization
 from workbench.data.classification import build_classification_datasets
 from workbench.data.classification_transforms import eval_transform, train_transform
 from workbench.engine import distributed
@@ -22,22 +23,21 @@ from workbench.tasks.classification_model import build_classifier
 SCORES = ("top1", "top5", "loss")
 
 
-def normalisation(data: dict, model: nn.Module) -> tuple[tuple, tuple]:
-    """data.mean / data.std, or the model's pretrained_cfg when they are null (pixels in 0-1, RGB)."""
-    cfg = model.pretrained_cfg
-    if (data["mean"] is None or data["std"] is None) and (cfg["pixel_range"] != 1.0 or cfg["channel_order"] != "RGB"):
-        raise UserError(f"{cfg['architecture']}.{cfg['tag']} expects {cfg['channel_order']} pixels in 0-"
-                         f"{cfg['pixel_range']:g}; the classification tools feed RGB in 0-1, so set data.mean and "
-                         f"data.std explicitly")
-    return tuple(data["mean"] or cfg["mean"]), tuple(data["std"] or cfg["std"])
+def normalisation(data: dict, model: nn.Module) -> tuple[tuple, tuple, str]:
+    """(mean, std, channel_order) of the transforms, which feed RGB pixels in 0-1 (flipped to BGR for BGR weights):
+    the model's pretrained_cfg in those units (`backbones.normalization.unit_range_normalization`); data.mean /
+    data.std, when set, replace its mean / std and are in the same units and channel order."""
+    mean, std, channel_order = unit_range_normalization(model.pretrained_cfg)
+    return tuple(data["mean"] or mean), tuple(data["std"] or std), channel_order
 
 
 def eval_sizes(data: dict, model: nn.Module) -> tuple[int | None, int | None]:
     """(resize, crop) of evaluation: data.eval_resize / data.eval_crop (null: the image as it is), or, when
-    eval_crop is "pretrained", the pretrained config's input size and crop_pct (e.g. 256 and 224)."""
+    eval_crop is "pretrained", the pretrained config's test size (`test_input_size`, else `input_size`) and
+    crop_pct (e.g. 256 and 224; 232 and 224 for torchvision's V2 weights)."""
     if data["eval_crop"] == "pretrained":
         cfg = model.pretrained_cfg
-        crop = cfg["input_size"][-1]
+        crop = cfg.get("test_input_size", cfg["input_size"])[-1]
         return round(crop / cfg["crop_pct"]), crop
     return data["eval_resize"], data["eval_crop"]
 
@@ -46,10 +46,10 @@ def build_datasets(config: dict, model: nn.Module, val_transform=None, with_trai
     """The training and validation sets of the config (the training set None unless `with_train`);
     `val_transform` replaces the center-crop evaluation."""
     data = config["data"]
-    mean, std = normalisation(data, model)
+    normalising = normalisation(data, model)
     if val_transform is None:
-        val_transform = eval_transform(*eval_sizes(data, model), mean, std)
-    train_set, val_set = build_classification_datasets(data, train_transform(data["augment"], mean, std),
+        val_transform = eval_transform(*eval_sizes(data, model), *normalising)
+    train_set, val_set = build_classification_datasets(data, train_transform(data["augment"], *normalising),
                                                        val_transform, with_train)
     if len(val_set.classes) != config["model"]["num_classes"]:
         raise UserError(f"model.num_classes={config['model']['num_classes']} but the {data['dataset']} data in "

@@ -18,7 +18,7 @@ from workbench.data.classification import (
 )
 from workbench.data.classification_transforms import eval_transform, ten_crop_transform, train_transform
 
-IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channel_order="RGB")
 
 
 class Python2Pickler(pickle.Pickler):
@@ -229,6 +229,19 @@ def test_center_crop_and_ten_crop_geometry():
     # TenCrop crops the flipped image: its top-left crop is the flip of the original's top-right one, and so on.
     for flipped, original in zip(range(5, 10), (1, 0, 3, 2, 4)):
         assert torch.equal(crops[flipped], crops[original].flip(-1))
+
+
+def test_every_transform_flips_rgb_to_bgr_before_normalising():
+    image = gradient_image(16, 16)  # red grows along x, green along y, blue is 0
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 0.125)
+    rgb = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+    expected = (rgb.flip(0) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    unchanged = dict(kind="none", crop=16, hflip=False)
+    outputs = {"train": train_transform(unchanged, mean, std, "BGR")(image),
+               "eval": eval_transform(None, None, mean, std, "BGR")(image),
+               "ten-crop": ten_crop_transform(None, 16, mean, std, "BGR")(image)[4]}
+    for name, output in outputs.items():
+        torch.testing.assert_close(output, expected, msg=name)
 
 
 

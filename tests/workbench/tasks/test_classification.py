@@ -10,18 +10,24 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 import backbones
 import heads
+from backbones.pretrained import PRETRAINED_CFGS
+from tests.backbones.weight_files import randomised, save_pickle, to_caffe2
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
+from workbench.data import classification_transforms
 from workbench.data.classification_transforms import ten_crop_transform
 from workbench.engine import checkpoints, trainer
 from workbench.evaluation.classifier import evaluate_classifier
 from workbench.tasks import classification_evaluation
-from workbench.tasks.classification import ClassificationTask
+from workbench.tasks.classification import ClassificationTask, eval_sizes
 
 CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
+MSRA = "resnet50.msra_in1k"
+PRETRAINED_EVAL = dict(CLASSIFICATION_DEFAULTS["data"], eval_crop="pretrained")
 
 
 def train(output_dir, overrides, resume=False):
@@ -85,7 +91,7 @@ def test_ten_crop_averages_the_softmax_of_corners_center_and_flips():
             return len(images)
 
         def __getitem__(self, index):
-            return ten_crop_transform(None, 16, mean, std)(images[index]), labels[index]
+            return ten_crop_transform(None, 16, mean, std, "RGB")(images[index]), labels[index]
 
     results = evaluate_classifier(model, Images(), torch.device("cpu"), batch_size=2)
 
@@ -104,6 +110,84 @@ def test_ten_crop_averages_the_softmax_of_corners_center_and_flips():
     targets = torch.tensor(labels)
     assert results["top1"] == pytest.approx(100 * (expected.argmax(1) == targets).float().mean().item())
     assert results["loss"] == pytest.approx(-expected[torch.arange(3), targets].log().mean().item(), rel=1e-4)
+
+
+class MsraReference(torch.utils.data.Dataset):
+    """The 56 px center crops of 64 px images as MSRA's Caffe weights take them, written independently of the code
+    under test: BGR, 0-255, the tag's mean subtracted, divided by its std."""
+
+    classes = ["a", "b"]
+
+    def __init__(self, root):
+        self.paths = sorted((root / "val").glob("*/*.png"))
+        cfg = PRETRAINED_CFGS["resnet50"]["msra_in1k"]
+        self.mean, self.std = (torch.tensor(cfg[key])[:, None, None] for key in ("mean", "std"))
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        pixels = torch.from_numpy(np.array(Image.open(self.paths[index]))).permute(2, 0, 1).float()[:, 4:60, 4:60]
+        return (pixels.flip(0) - self.mean) / self.std, self.classes.index(self.paths[index].parent.name)
+
+
+@pytest.fixture(scope="module")
+def msra_classifier(tmp_path_factory):
+    """An image folder of 2 classes x 3 random 64 px images, and an MSRA-layout (Caffe2 names) file of a random
+    caffe-style 2-class ResNet-50 with random BatchNorm statistics, its head centred on those images so that the
+    predictions vary and the softmax does not saturate."""
+    root = tmp_path_factory.mktemp("msra")
+    generator = np.random.default_rng(0)
+    for name in MsraReference.classes:
+        folder = root / "val" / name
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(generator.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    torch.manual_seed(0)
+    model = randomised(backbones.create_backbone(MSRA, num_classes=2))
+    inputs = torch.stack([image for image, _ in MsraReference(root)])
+    with torch.no_grad():
+        model.conv1.weight /= 255  # weights for 0-255 pixels are that much smaller than for 0-1 ones
+        model.fc.bias -= model(inputs).mean(0)
+    return root, save_pickle(to_caffe2(model.state_dict()), root / "R-50.pkl")
+
+
+def test_eval_cls_scores_msra_weights_as_the_library_with_the_tags_normalisation(msra_classifier, evaluate, tmp_path,
+                                                                                 monkeypatch):
+    root, weights = msra_classifier
+    model = backbones.create_backbone(MSRA, pretrained=weights, num_classes=2)
+    expected = evaluate_classifier(model, MsraReference(root), torch.device("cpu"), batch_size=6)
+    assert all(sum(column) for column in zip(*expected["confusion"]))  # both classes are predicted
+    arguments = ["--config", "configs/classification/resnet50_imagenet.yaml", "--weights", weights, "--output-dir",
+                 str(tmp_path), f"model.backbone={MSRA}", "model.num_classes=2", f"data.root={root}",
+                 "data.eval_resize=64", "data.eval_crop=56", "data.workers=0", "eval.batch_size=6", "train.device=cpu"]
+    results = evaluate(arguments)
+    assert results["top1"] == expected["top1"] and results["confusion"] == expected["confusion"]
+    assert results["loss"] == pytest.approx(expected["loss"], rel=1e-3)  # 0-255 vs 0-1 arithmetic: 4e-5 apart
+    monkeypatch.setattr(classification_transforms, "to_bgr", lambda image: image)  # RGB fed as it comes
+    assert evaluate(arguments)["loss"] != pytest.approx(expected["loss"], rel=1e-2)
+
+
+@pytest.mark.parametrize("name, sizes", [
+    ("resnet50.tv2_in1k", (232, 224)), ("resnext101_64x4d.tv_in1k", (232, 224)), ("resnet50.tv_in1k", (256, 224)),
+])
+def test_pretrained_eval_sizes_are_the_tags_test_sizes(name, sizes):
+    with torch.device("meta"):
+        assert eval_sizes(PRETRAINED_EVAL, backbones.create_backbone(name)) == sizes
+
+
+def test_pretrained_eval_sizes_of_every_torchvision_tag_are_torchvisions():
+    presets = {weights.url: weights.transforms() for name in torchvision.models.list_models(module=torchvision.models)
+               for weights in torchvision.models.get_model_weights(name)}
+    expected, got = {}, {}
+    for name in backbones.list_backbones(pretrained=True):
+        with torch.device("meta"):
+            model = backbones.create_backbone(name)
+        if model.pretrained_cfg["source"] == "torchvision":
+            preset = presets[model.pretrained_cfg["url"]]
+            expected[name] = (*preset.resize_size, *preset.crop_size)
+            got[name] = eval_sizes(PRETRAINED_EVAL, model)
+    assert got == expected and {"resnet50.tv2_in1k", "resnext101_64x4d.tv_in1k", "resnet50.tv_in1k"} <= set(got)
 
 
 def test_resume_continues_exactly(tmp_path, quick_cls_overrides):
