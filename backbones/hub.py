@@ -1,4 +1,4 @@
-"""Downloading pretrained weights once into the torch.hub / huggingface_hub caches, checked against their sha256."""
+"""Downloading pretrained weights once into the torch.hub / huggingface_hub caches, checked against their digests."""
 import hashlib
 import os
 import re
@@ -46,10 +46,18 @@ def expected_sha256(cfg: dict) -> str:
     return match.group(1) if match else ""
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """The sha256 of the file at `path`, in hex."""
+def expected_digests(cfg: dict) -> dict[str, str]:
+    """{algorithm: expected hex digest or its first digits} of the file at `cfg["url"]`: its sha256
+    (`expected_sha256`) and, where the config gives one, the md5 prefix that detectron2's model-zoo names carry
+    (`model_final_f10217.pkl`)."""
+    digests = {"sha256": expected_sha256(cfg), "md5": cfg.get("md5", "").lower()}
+    return {algorithm: digest for algorithm, digest in digests.items() if digest}
+
+
+def digest_of(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The digest of the file at `path` (sha256 unless `algorithm` says otherwise), in hex."""
     with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+        return hashlib.file_digest(file, algorithm).hexdigest()
 
 
 @contextmanager
@@ -60,10 +68,9 @@ def _download_failure(name: str, cfg: dict):
         yield
     except Exception as error:
         filename = url.rsplit("/", 1)[-1]
-        raise RuntimeError(
-            f"could not download the weights of {name} from {url}: {error}. Without network, fetch the file "
-            f"elsewhere and pass its path: create_backbone({name!r}, pretrained='/path/to/{filename}')"
-        ) from error
+        local = cfg.get("local_file_hint") or f"create_backbone({name!r}, pretrained='/path/to/{filename}')"
+        raise RuntimeError(f"could not download the weights of {name} from {url}: {error}. Without network, fetch "
+                           f"the file elsewhere and pass its path: {local.format(filename=filename)}") from error
 
 
 def download_weights(name: str, cfg: dict) -> str:
@@ -71,13 +78,15 @@ def download_weights(name: str, cfg: dict) -> str:
 
     `cfg` needs a `url`, or an `hf_hub_id` (huggingface_hub downloads and verifies those files itself), and may
     carry a full `sha256`. A URL's file lands in `torch.hub.get_dir()/checkpoints/` under its own name: it is
-    downloaded to a temporary file there, its sha256 compared with `expected_sha256(cfg)`, and only then renamed
-    into place. Without an expected digest (detectron2's URLs, unless the config gives `sha256`) nothing is checked.
+    downloaded to a temporary file there, its digests compared with `expected_digests(cfg)`, and only then renamed
+    into place. Without an expected digest (detectron2's ImageNet URLs, unless the config gives `sha256`) nothing is
+    checked.
     A file already in the cache is used as it is, unchecked, as torch.hub does.
 
     Args:
         name: What the weights are for, as the messages name them (`resnet50.tv2_in1k`).
-        cfg: The pretrained config: `url` or `hf_hub_id`, optionally `sha256`.
+        cfg: The pretrained config: `url` or `hf_hub_id`, optionally `sha256` and `md5` (a prefix), and
+            `local_file_hint`, how the failure message says to pass a local file (`{filename}` is the file's name).
 
     Raises:
         RuntimeError: the download failed; the message names the URL and how to pass a local file instead.
@@ -92,18 +101,19 @@ def download_weights(name: str, cfg: dict) -> str:
     destination = Path(torch.hub.get_dir()) / "checkpoints" / cfg["url"].rsplit("/", 1)[-1]
     if destination.exists():
         return str(destination)
-    expected = expected_sha256(cfg)
+    expected = expected_digests(cfg)
     partial = destination.with_name(f"{destination.name}.{uuid.uuid4().hex}.partial")
     try:
         with _download_failure(name, cfg):
             destination.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(cfg["url"], str(partial), progress=True)
-        found = sha256_of(partial)
-        if not found.startswith(expected):
-            source = "the config's sha256" if cfg.get("sha256") else "the sha256 prefix in its name"
-            raise WeightsDownloadError(
-                f"the weights of {name} downloaded from {cfg['url']} have sha256 {found}, but {source} is {expected}: "
-                f"the file is corrupt or not the one named; it was deleted and nothing was cached")
+        for algorithm, digest in expected.items():
+            found = digest_of(partial, algorithm)
+            if not found.startswith(digest):
+                source = f"the config's {algorithm}" if cfg.get(algorithm) else f"the {algorithm} prefix in its name"
+                raise WeightsDownloadError(
+                    f"the weights of {name} downloaded from {cfg['url']} have {algorithm} {found}, but {source} is "
+                    f"{digest}: the file is corrupt or not the one named; it was deleted and nothing was cached")
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)

@@ -9,9 +9,12 @@ from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
 from backbones import FeatureExtractor, create_backbone
+from backbones.hub import download_weights
+from backbones.norm import set_frozen_batchnorm_eps
 from backbones.packed_conv import pack_convolutions
 
 from . import c4, fpn_heads
+from .detector_weights import list_detector_weights, named_weights
 from .transform import RCNNTransform
 from .weights import load_detector_weights
 
@@ -55,8 +58,33 @@ def _detector_resnet(backbone: str, backbone_weights: bool | str | os.PathLike |
     return resnet
 
 
-def _build(kind: str, backbone: str, num_classes: int, neck: str, backbone_weights: bool | str | os.PathLike | None,
-           weights: str | os.PathLike | None, options: dict) -> FasterRCNN:
+def _named(kind: str, backbone: str, num_classes: int | None, spec: dict, weights: str | os.PathLike,
+           weights_file: str | os.PathLike | None, options: dict) -> tuple[str, int, str, str, dict]:
+    """(backbone, num_classes, neck, weights file, options) of the detector that the named weights `spec` fit."""
+    if spec["kind"] != kind:
+        raise ValueError(f"{spec['name']} are {spec['kind']} weights; build them with heads.{spec['kind']} (or "
+                         f"build_detector(kind={spec['kind']!r}))")
+    if backbone.partition(".")[0] != spec["backbone"].partition(".")[0]:
+        raise ValueError(f"{spec['name']} are weights of a {spec['backbone']} detector, not of {backbone}")
+    if weights_file is None and os.path.exists(os.fspath(weights)):
+        weights_file = weights
+    if weights_file is None:
+        hint = f"heads.{kind}(weights={spec['name']!r}, weights_file='/path/to/{{filename}}')"
+        weights_file = download_weights(spec["name"], dict(spec, local_file_hint=hint))
+    return (spec["backbone"], spec["num_classes"] if num_classes is None else num_classes, spec["neck"],
+            os.fspath(weights_file), {**spec["options"], **options})
+
+
+def _build(kind: str, backbone: str, num_classes: int | None, neck: str,
+           backbone_weights: bool | str | os.PathLike | None, weights: str | os.PathLike | None,
+           weights_file: str | os.PathLike | None, options: dict) -> FasterRCNN:
+    spec = named_weights(weights)
+    if spec is not None:
+        backbone, num_classes, neck, weights, options = _named(kind, backbone, num_classes, spec, weights,
+                                                               weights_file, options)
+    elif weights_file is not None:
+        raise ValueError(f"weights_file={os.fspath(weights_file)!r} is a local copy of named weights; give their name "
+                         f"as weights= ({', '.join(list_detector_weights())})")
     _check_options(kind, neck, options)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r} must count the background too: 2 or more "
@@ -71,6 +99,9 @@ def _build(kind: str, backbone: str, num_classes: int, neck: str, backbone_weigh
     model.num_classes = num_classes
     model.pretrained_cfg = resnet.pretrained_cfg
     set_fast_inference(model, options.pop("fast_inference", True))
+    if spec is not None:
+        set_frozen_batchnorm_eps(model, spec["frozen_bn_eps"])
+        model.weights_spec = spec
     if weights is not None:
         load_detector_weights(model, weights)
     return model
@@ -91,8 +122,9 @@ def set_fast_inference(model: nn.Module, enable: bool = True) -> nn.Module:
 
 
 def faster_rcnn(
-    backbone: str = "resnet50", *, num_classes: int, neck: str = "fpn",
-    backbone_weights: bool | str | os.PathLike | None = None, weights: str | os.PathLike | None = None, **kwargs,
+    backbone: str = "resnet50", *, num_classes: int | None = None, neck: str = "fpn",
+    backbone_weights: bool | str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+    weights_file: str | os.PathLike | None = None, **kwargs,
 ) -> FasterRCNN:
     """Faster R-CNN (Ren et al. 2015) on a registered backbone, as a torchvision FasterRCNN.
 
@@ -103,14 +135,19 @@ def faster_rcnn(
     Args:
         backbone: a registered name, optionally with a pretrained tag (`resnet50.msra_in1k`); the tag's config
             sets the input normalisation.
-        num_classes: number of classes INCLUDING the background (torchvision's convention): 81 for COCO's 80.
+        num_classes: number of classes INCLUDING the background (torchvision's convention): 81 for COCO's 80;
+            named `weights` set it (another number keeps their other layers and drops their class predictors).
         neck: "fpn" (P2-P6 with RoIAlign 7x7 on P2-P5) or "c4" (the paper's: RPN and 14x14 RoIAlign on C4, res5 as
             the box head).
         backbone_weights: None to train from scratch; True for the tag's pretrained weights (downloaded once);
             or the path of a backbone checkpoint in any format `backbones.load_weights` reads.
-        weights: the path of a whole-detector checkpoint: ours (a dict with "model"), torchvision's
-            `fasterrcnn_resnet50_fpn` file as it is, or a detectron2 model-zoo Faster/Mask R-CNN (FPN or C4; see
-            `heads.load_detector_weights` and `heads.detectron2_weights` for the options that reproduce it).
+        weights: a whole detector's weights: a name of `heads.list_detector_weights()`
+            (`"maskrcnn_resnet50_fpn.tv_coco_v1"`: downloaded once and verified; the name sets the backbone tag,
+            neck, number of classes, options and FrozenBatchNorm eps its authors ran), or the path of a checkpoint:
+            ours (a dict with "model"), torchvision's `fasterrcnn_resnet50_fpn` file, or a detectron2 model-zoo
+            Faster/Mask R-CNN (FPN or C4; see `heads.load_detector_weights` and `heads.detectron2_weights`). A file
+            under its publisher's name (`maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth`) is taken as those named weights.
+        weights_file: a local copy of the named `weights` (no download).
         **kwargs: options:
             norm, frozen_stages: backbone normalisation and frozen stages; by default "frozen_bn" and 1 (stem and
                 layer1, torchvision's trainable_layers=3) over pretrained weights (`backbone_weights` or
@@ -135,12 +172,13 @@ def faster_rcnn(
         ValueError: an unknown backbone, neck, box head or option; the message names it and lists the valid ones.
         CheckpointMismatchError: `weights` or `backbone_weights` do not fit the model.
     """
-    return _build("faster_rcnn", backbone, num_classes, neck, backbone_weights, weights, kwargs)
+    return _build("faster_rcnn", backbone, num_classes, neck, backbone_weights, weights, weights_file, kwargs)
 
 
 def mask_rcnn(
-    backbone: str = "resnet50", *, num_classes: int, neck: str = "fpn",
-    backbone_weights: bool | str | os.PathLike | None = None, weights: str | os.PathLike | None = None, **kwargs,
+    backbone: str = "resnet50", *, num_classes: int | None = None, neck: str = "fpn",
+    backbone_weights: bool | str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+    weights_file: str | os.PathLike | None = None, **kwargs,
 ) -> MaskRCNN:
     """Mask R-CNN (He et al. 2017) on a registered backbone, as a torchvision MaskRCNN.
 
@@ -152,7 +190,7 @@ def mask_rcnn(
     Returns:
         A torchvision MaskRCNN with `num_classes` and `pretrained_cfg` (the backbone's) attributes.
     """
-    return _build("mask_rcnn", backbone, num_classes, neck, backbone_weights, weights, kwargs)
+    return _build("mask_rcnn", backbone, num_classes, neck, backbone_weights, weights, weights_file, kwargs)
 
 
 def build_detector(kind: str, **kwargs) -> FasterRCNN:

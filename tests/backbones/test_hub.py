@@ -90,6 +90,16 @@ def test_a_configs_full_sha256_is_checked(cache, tmp_path):
     assert Path(path) == cache / "R-50.pth" and torch.equal(torch.load(path)["weight"], torch.arange(4.0))
 
 
+def test_a_configs_md5_prefix_is_checked_as_detectron2s_names_carry_it(cache, tmp_path):
+    file = tmp_path / "model_final.pkl"
+    save(file, {"weight": torch.arange(4.0)})
+    md5 = hashlib.md5(file.read_bytes()).hexdigest()
+    with pytest.raises(backbones.WeightsDownloadError, match=f"have md5 {md5}, but the config's md5 is 000000"):
+        download_weights("tiny.test", {"url": file.as_uri(), "md5": "000000"})
+    assert list(cache.iterdir()) == []
+    assert Path(download_weights("tiny.test", {"url": file.as_uri(), "md5": md5[:6]})) == cache / "model_final.pkl"
+
+
 def test_a_url_without_a_digest_downloads_unchecked(cache, tmp_path):
     file = tmp_path / "model_final_f10217.pth"
     save(file, {"weight": torch.arange(4.0)})

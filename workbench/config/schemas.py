@@ -17,7 +17,9 @@ TRAIN_MEMORY_DEFAULTS = {"grad_checkpointing": False, "checkpoints_kept": 0}
 DETECTION_DEFAULTS = {
     "model": {
         "kind": "mask_rcnn", "backbone": "resnet50", "neck": "fpn", "num_classes": 81, "backbone_weights": None,
-        "weights": None, "options": {},
+        # weights: a whole detector's checkpoint file, or a name of heads.list_detector_weights(), which then sets
+        # kind, backbone, neck, num_classes and labels_are_category_ids; weights_file: a local copy of named weights
+        "weights": None, "weights_file": None, "options": {},
         # true: output label k is COCO category id k, as in torchvision's COCO checkpoints (91 outputs); false: the
         # annotation file's categories in id order are labels 1..K
         "labels_are_category_ids": False,

@@ -9,6 +9,7 @@ from torch import nn
 import heads
 from backbones import read_checkpoint
 from backbones.checkpoint import strip_shared_prefixes
+from heads.detector_weights import named_weights
 from heads.state_names import CLASS_SCORES
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn
@@ -99,9 +100,22 @@ def check_checkpoint_classes(model: dict) -> None:
 
 def use_detector_checkpoint(config: dict, weights: str) -> None:
     """Points `config` at the whole-detector checkpoint `weights` (the path as it is, never parsed as YAML; no
-    backbone weights on top) after checking its class outputs (`check_checkpoint_classes`)."""
+    backbone weights on top) after checking its class outputs (`check_checkpoint_classes`); or at the named weights
+    `weights` (`apply_named_weights`)."""
     config["model"].update(weights=weights, backbone_weights=None)
-    check_checkpoint_classes(config["model"])
+    if not apply_named_weights(config["model"]):
+        check_checkpoint_classes(config["model"])
+
+
+def apply_named_weights(model: dict) -> bool:
+    """When `model.weights` names registered detector weights (or is a file under their publisher's name), sets
+    the kind, backbone tag, neck, number of classes and label mapping they fit; returns whether it did."""
+    spec = named_weights(model["weights"])
+    if spec is None:
+        return False
+    model.update({key: spec[key] for key in ("kind", "backbone", "neck", "num_classes", "labels_are_category_ids")},
+                 backbone_weights=None)
+    return True
 
 
 def build_model(config: dict, device: torch.device) -> nn.Module:
@@ -110,7 +124,7 @@ def build_model(config: dict, device: torch.device) -> nn.Module:
     options = {key: value for key, value in spec["options"].items() if value is not None}
     model = heads.build_detector(spec["kind"], backbone=spec["backbone"], num_classes=spec["num_classes"],
                                  neck=spec["neck"], backbone_weights=spec["backbone_weights"],
-                                 weights=spec["weights"], **options)
+                                 weights=spec["weights"], weights_file=spec["weights_file"], **options)
     return model.to(device)
 
 
@@ -157,6 +171,7 @@ class DetectionTask(Task):
     collate_fn = staticmethod(collate_fn)
 
     def build(self, device: torch.device) -> tuple[nn.Module, CocoDetection, CocoDetection]:
+        apply_named_weights(self.config["model"])
         train_set, val_set, self.paths = build_datasets(self.config)
         check_num_classes(self.config["model"], train_set)
         return self.make_model(device), train_set, val_set
