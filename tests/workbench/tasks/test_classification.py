@@ -152,15 +152,17 @@ def msra_classifier(tmp_path_factory):
     return root, save_pickle(to_caffe2(model.state_dict()), root / "R-50.pkl")
 
 
+@pytest.mark.parametrize("named", [[f"model.backbone={MSRA}"], []], ids=["tag named", "file alone"])
 def test_eval_cls_scores_msra_weights_as_the_library_with_the_tags_normalisation(msra_classifier, evaluate, tmp_path,
-                                                                                 monkeypatch):
+                                                                                 monkeypatch, named):
+    """With the tag named, or with the config's plain resnet50: the file's format gives the tag's conventions."""
     root, weights = msra_classifier
     model = backbones.create_backbone(MSRA, pretrained=weights, num_classes=2)
     expected = evaluate_classifier(model, MsraReference(root), torch.device("cpu"), batch_size=6)
     assert all(sum(column) for column in zip(*expected["confusion"]))  # both classes are predicted
     arguments = ["--config", "configs/classification/resnet50_imagenet.yaml", "--weights", weights, "--output-dir",
-                 str(tmp_path), f"model.backbone={MSRA}", "model.num_classes=2", f"data.root={root}",
-                 "data.eval_resize=64", "data.eval_crop=56", "data.workers=0", "eval.batch_size=6", "train.device=cpu"]
+                 str(tmp_path), *named, "model.num_classes=2", f"data.root={root}", "data.eval_resize=64",
+                 "data.eval_crop=56", "data.workers=0", "eval.batch_size=6", "train.device=cpu"]
     results = evaluate(arguments)
     assert results["top1"] == expected["top1"] and results["confusion"] == expected["confusion"]
     assert results["loss"] == pytest.approx(expected["loss"], rel=1e-3)  # 0-255 vs 0-1 arithmetic: 4e-5 apart
