@@ -1,6 +1,13 @@
 """ResNet backbones of He et al. 2015 behind a timm-style registry, with weights from every common format."""
 from . import builders, preact_builders  # noqa: F401  (register the ResNet family)
-from .checkpoint import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, load_weights, read_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    load_weights,
+    read_checkpoint,
+    read_weights,
+)
 from .feature_extractors import feature_extractor_for
 from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
@@ -16,5 +23,5 @@ __all__ = [
     "BackboneWithFPN", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError", "FeatureExtractor",
     "FeatureInfo", "PreActFeatures", "ResNet", "ResNetV2", "WeightsDownloadError", "clear_weight_caches",
     "create_backbone", "create_fpn_backbone", "feature_extractor_for", "freeze_batchnorm", "fuse_batchnorm",
-    "list_backbones", "load_weights", "read_checkpoint", "register_backbone", "split_name",
+    "list_backbones", "load_weights", "read_checkpoint", "read_weights", "register_backbone", "split_name",
 ]

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .checkpoint import detect_format, load_weights, read_checkpoint
+from .checkpoint import detect_format, load_weights, read_weights
 from .conventions import ARCHITECTURE_OPTIONS, conventions
 from .feature_extractors import feature_extractor_for
 from .hub import download_weights
@@ -42,7 +42,7 @@ def _no_default_weights(arch: str) -> str:
 def _create_resnet(
     arch: str, pretrained: bool | str | os.PathLike, *, model_args: dict, pretrained_tag: str | None = None,
     features_only: bool = False, out_indices: Sequence[int] | None = None, frozen_stages: int = -1,
-    model_cls: type[nn.Module] = ResNet, **kwargs,
+    pretrained_cfg_overlay: dict | None = None, model_cls: type[nn.Module] = ResNet, **kwargs,
 ) -> nn.Module:
     unknown = sorted(set(kwargs) - set(MODEL_OPTIONS))
     if unknown:
@@ -54,9 +54,10 @@ def _create_resnet(
     origin = os.fspath(pretrained) if isinstance(pretrained, (str, os.PathLike)) else None
     if pretrained and not origin and not cfg["tag"]:
         raise ValueError(_no_default_weights(arch))
-    state_dict = read_checkpoint(origin) if origin else None
+    state_dict, stated = read_weights(origin) if origin else (None, {})
     if origin:
-        cfg = conventions(cfg, detect_format(state_dict, origin), origin, pretrained_tag is not None, kwargs)
+        cfg = conventions(cfg, detect_format(state_dict, origin), origin, pretrained_tag is not None, kwargs, stated)
+    cfg = dict(cfg, **(pretrained_cfg_overlay or {}))
     for option in ARCHITECTURE_OPTIONS:
         kwargs.setdefault(option, cfg[option])
     kwargs.setdefault("num_classes", cfg["num_classes"])

@@ -97,7 +97,12 @@ class CheckpointMismatchError(CheckpointError):
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Reads the state dict stored in `path`, whatever wraps it.
+    """The state dict stored in `path`, whatever wraps it (see `read_weights`)."""
+    return read_weights(path)[0]
+
+
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Reads the state dict stored in `path`, whatever wraps it, and the conventions the file states.
 
     `.safetensors` files are read by safetensors, zip archives (and files not named `.pkl`/`.pickle`, such as torch's
     legacy non-zip format) by `torch.load(weights_only=True)`, other `.pkl`/`.pickle` files by `load_pickle` (numpy
@@ -109,7 +114,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         path: The checkpoint file.
 
     Returns:
-        Key to CPU tensor, in the file's own names.
+        Key to CPU tensor, in the file's own names; and the file's `conventions` entry (our training checkpoints
+        save the model's, see `backbones.conventions`), empty when it has none.
 
     Raises:
         CheckpointNotFoundError: `path` does not exist (a FileNotFoundError).
@@ -129,7 +135,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state_dict, Mapping):
         raise CheckpointError(f"cannot read checkpoint {path}: it holds a {type(state_dict).__name__}, "
                               "not a state dict")
-    return _as_tensors(state_dict, path)
+    stated = content.get("conventions") if isinstance(content, Mapping) else None
+    return _as_tensors(state_dict, path), dict(stated) if isinstance(stated, Mapping) else {}
 
 
 def _unreadable(path: str, error: Exception) -> str:

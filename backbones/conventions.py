@@ -9,7 +9,10 @@ unambiguous:
 - "akamaster": akamaster's CIFAR nets: `shortcut_pad="center"`, ImageNet mean and std.
 - "timm_v2": timm's pre-activation ResNetV2: mean and std 0.5, bicubic.
 - "torchvision", "mmpretrain": the architecture's own defaults (RGB, 0-1, ImageNet's mean and std; ours for the
-  CIFAR nets), which is what torchvision, timm, mmpretrain and our own training write.
+  CIFAR nets), which is what torchvision, timm and mmpretrain write.
+
+Our training checkpoints state the conventions of the model they were trained as (`conventions`, see
+`stated_conventions`): those hold, whatever its format.
 
 A "detectron2" backbone (`stem.conv1.weight`) does not say which of them it was trained on (an MSRA or a torchvision
 initialisation), so it is refused unless a tag names them. Where a tag is given, the tag's conventions hold. An
@@ -18,6 +21,8 @@ is kept, with a warning that names both; only the implicit defaults give way to 
 """
 import logging
 
+from torch import nn
+
 from .checkpoint import CheckpointError
 from .pretrained import PRETRAINED_CFGS, akamaster_cfg, fair_cfg, msra_cfg, timm_v2_cfg
 
@@ -25,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 ARCHITECTURE_OPTIONS = ("style", "shortcut_pad")
 INPUT_FIELDS = ("channel_order", "pixel_range", "mean", "std")
+CONVENTION_FIELDS = ARCHITECTURE_OPTIONS + INPUT_FIELDS
 FAMILY_DEFAULTS = {  # format: its conventions for an architecture without a tag of that format
     "caffe2": lambda arch: fair_cfg("") if arch.startswith("resnext") else msra_cfg("", None),
     "akamaster": lambda arch: akamaster_cfg("", None),
@@ -48,12 +54,22 @@ def format_cfg(arch: str, format_name: str) -> dict | None:
     return None
 
 
-def conventions(cfg: dict, format_name: str, origin: str, tag_given: bool, options: dict) -> dict:
+def stated_conventions(model: nn.Module) -> dict:
+    """The conventions of `model`'s weights (`CONVENTION_FIELDS` of its `pretrained_cfg`), which our checkpoints save
+    as `conventions` so that a file given by path builds the model they were trained as; empty without a config."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return {key: cfg[key] for key in CONVENTION_FIELDS if key in cfg}
+
+
+def conventions(cfg: dict, format_name: str, origin: str, tag_given: bool, options: dict,
+                stated: dict | None = None) -> dict:
     """The pretrained config of a model whose weights are the file `origin`, of `format_name`.
 
     Args:
         cfg: the config of the tag that was named, or of the architecture's default.
         tag_given: whether the caller named the tag (its conventions then hold).
+        stated: the conventions the file states (`stated_conventions`, saved by our training); they hold where no
+            tag is named.
         options: the architecture options the caller passed (`style`, `shortcut_pad`, ...); where one contradicts
             the weights' conventions, a warning names both (the caller's choice is built).
 
@@ -64,12 +80,12 @@ def conventions(cfg: dict, format_name: str, origin: str, tag_given: bool, optio
         CheckpointError: the format does not say its conventions and no tag names them.
     """
     arch = cfg["architecture"]
-    implied = format_cfg(arch, format_name)
+    implied = dict(cfg, **stated) if stated else format_cfg(arch, format_name)
     if tag_given:
         if implied is not None and _differences(cfg, implied):
             logger.warning("%s is a %s file, whose weights expect %s; keeping the conventions of the tag %s.%s: %s",
                            origin, format_name, _describe(implied), arch, cfg["tag"], _describe(cfg))
-    elif format_name in AMBIGUOUS_FORMATS:
+    elif format_name in AMBIGUOUS_FORMATS and not stated:
         raise CheckpointError(_ambiguous(arch, format_name, origin))
     elif implied is not None:
         cfg = implied

@@ -57,7 +57,9 @@ def create_backbone(name: str, pretrained: bool | str | os.PathLike = False, **k
         pretrained: False; True to download (once, cached) the tag's weights; or the path of a local weights file in
             any supported format.
         **kwargs: model options: num_classes, features_only, out_indices, frozen_stages, norm, output_stride, style,
-            shortcut, shortcut_pad, in_chans, global_pool, drop_rate.
+            shortcut, shortcut_pad, in_chans, global_pool, drop_rate; and, as timm's, `pretrained_cfg_overlay`:
+            fields that replace the pretrained config's (e.g. the conventions a checkpoint states), the architecture
+            options among them included.
     """
     arch, tag = split_name(name)
     if tag:

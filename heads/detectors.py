@@ -8,7 +8,7 @@ import os
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
-from backbones import FeatureExtractor, create_backbone
+from backbones import FeatureExtractor, create_backbone, read_weights
 from backbones.hub import download_weights
 from backbones.norm import set_frozen_batchnorm_eps
 from backbones.packed_conv import pack_convolutions
@@ -46,11 +46,13 @@ def _check_options(kind: str, neck: str, options: dict) -> None:
 
 
 def _detector_resnet(backbone: str, backbone_weights: bool | str | os.PathLike | None, pretrained: bool,
-                     options: dict) -> nn.Module:
-    """The whole ResNet with its weights; frozen BN and a frozen stem + layer1 by default over pretrained weights."""
+                     options: dict, conventions: dict) -> nn.Module:
+    """The whole ResNet with its weights, built as `conventions` (a detector checkpoint's) say; frozen BN and a frozen
+    stem + layer1 by default over pretrained weights."""
     norm = options.pop("norm", "frozen_bn" if pretrained else "bn")
     frozen_stages = options.pop("frozen_stages", 1 if pretrained else -1)
-    resnet = create_backbone(backbone, pretrained=backbone_weights or False, norm=norm, frozen_stages=frozen_stages)
+    resnet = create_backbone(backbone, pretrained=backbone_weights or False, norm=norm, frozen_stages=frozen_stages,
+                             pretrained_cfg_overlay=conventions)
     stages = len(resnet.feature_info) - 1
     if stages != NUM_STAGES:
         raise ValueError(f"backbone {backbone!r} has {stages} stages; detectors need the {NUM_STAGES} stages of an "
@@ -89,7 +91,9 @@ def _build(kind: str, backbone: str, num_classes: int | None, neck: str,
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r} must count the background too: 2 or more "
                          "(e.g. 81 for the 80 COCO categories)")
-    resnet = _detector_resnet(backbone, backbone_weights, bool(backbone_weights) or weights is not None, options)
+    state_dict, conventions = read_weights(weights) if weights is not None else (None, {})
+    resnet = _detector_resnet(backbone, backbone_weights, bool(backbone_weights) or weights is not None, options,
+                              conventions)
     transform_options = {k: options.pop(k, default) for k, default in TRANSFORM_DEFAULTS.items()}
     head_options = {k: options.pop(k) for k in NECKS[neck].BOX_OPTIONS + NECKS[neck].MASK_OPTIONS if k in options}
     parts = NECKS[neck].build_parts(resnet, num_classes=num_classes, with_masks=kind == "mask_rcnn", **head_options)
@@ -103,7 +107,7 @@ def _build(kind: str, backbone: str, num_classes: int | None, neck: str,
         set_frozen_batchnorm_eps(model, spec["frozen_bn_eps"])
         model.weights_spec = spec
     if weights is not None:
-        load_detector_weights(model, weights)
+        load_detector_weights(model, weights, state_dict)
     return model
 
 

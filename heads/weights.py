@@ -23,7 +23,8 @@ from .state_names import CLASS_LAYERS, renamed_mask_conv
 logger = logging.getLogger(__name__)
 
 
-def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
+def load_detector_weights(model: nn.Module, path: str | os.PathLike,
+                          state_dict: Mapping[str, torch.Tensor] | None = None) -> dict[str, list[str]]:
     """Loads a whole-detector checkpoint into `model`.
 
     The file is read with `torch.load(weights_only=True)` (see `backbones.read_checkpoint`); the state dict may be
@@ -39,6 +40,7 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
     Args:
         model: the detector, changed in place.
         path: the checkpoint file.
+        state_dict: its tensors, where already read (`backbones.read_weights`).
 
     Returns:
         `dropped`: the checkpoint keys not loaded because the number of classes differs.
@@ -53,7 +55,7 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike) -> dict[str
             says that the file is a detectron2 detector and gives its own key names.
     """
     origin = os.fspath(path)
-    checkpoint = strip_shared_prefixes(read_checkpoint(path))
+    checkpoint = strip_shared_prefixes(read_checkpoint(path) if state_dict is None else state_dict)
     if is_detectron2_detector(checkpoint):
         checkpoint = convert_detectron2_detector(checkpoint, model, origin)
     state_dict = without_batch_counters({renamed_mask_conv(k) or k: v for k, v in checkpoint.items()})

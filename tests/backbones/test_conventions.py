@@ -13,7 +13,8 @@ from tests.backbones.weight_files import randomised, save_pickle, to_caffe2
 from workbench.benchmarks.detector_inference import realistic_predictors
 from workbench.config.loader import load_config
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS
-from workbench.tasks.classification_model import build_classifier
+from workbench.engine.loop import TrainState
+from workbench.tasks.classification_model import build_classifier, classifier_from_state
 from workbench.tasks.detection import build_model
 
 CONVENTIONS = ("style", "shortcut_pad", "channel_order", "pixel_range", "mean", "std")
@@ -133,3 +134,35 @@ def test_a_torchvision_format_file_keeps_the_architectures_defaults(name, tmp_pa
     torch.save(model.state_dict(), tmp_path / "weights.pth")
     loaded = backbones.create_backbone(name, pretrained=tmp_path / "weights.pth")
     assert conventions_of(loaded) == conventions_of(model)
+
+
+def training_checkpoint(model, path) -> str:
+    """What the training loop saves of `model` (`TrainState.state_dict`): its weights and conventions."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = TrainState(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0),
+                       torch.amp.GradScaler("cpu", enabled=False))
+    torch.save(state.state_dict(config={}), path)
+    return str(path)
+
+
+def test_our_checkpoints_state_the_conventions_they_were_trained_with(msra_file, msra_tag_model, tmp_path):
+    """A classifier trained on the MSRA file (caffe style, BGR) saves them: given by path to the plain name, or as
+    the classifier of eval_cls --checkpoint, it is rebuilt so; a file without them keeps the defaults."""
+    path = training_checkpoint(backbones.create_backbone("resnet50", pretrained=msra_file), tmp_path / "cls.pth")
+    assert torch.load(path, weights_only=True)["conventions"] == conventions_of(msra_tag_model)
+    assert conventions_of(backbones.create_backbone("resnet50", pretrained=path)) == conventions_of(msra_tag_model)
+    state = torch.load(path, weights_only=True)
+    config = load_config(CLASSIFICATION_DEFAULTS, None, ["model.backbone=resnet50", "model.num_classes=1000"])
+    model, _ = classifier_from_state(dict(state, config=config), path)
+    assert conventions_of(model) == conventions_of(msra_tag_model) and model.layer2[0].conv1.stride == (2, 2)
+    del state["conventions"]
+    torch.save(state, tmp_path / "bare.pth")
+    assert backbones.create_backbone("resnet50", pretrained=tmp_path / "bare.pth").pretrained_cfg["style"] == "pytorch"
+
+
+def test_a_detector_checkpoint_is_rebuilt_with_the_conventions_it_was_trained_with(msra_file, tmp_path):
+    trained = heads.faster_rcnn("resnet50", num_classes=3, backbone_weights=msra_file)
+    path = training_checkpoint(trained, tmp_path / "det.pth")
+    model = heads.faster_rcnn("resnet50", num_classes=3, weights=path)  # as eval_det.py and predict.py build it
+    assert conventions_of(model) == conventions_of(trained) and model.transform.channel_order == "BGR"
+    assert model.backbone.body.layer2[0].conv1.stride == (2, 2)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from backbones.conventions import stated_conventions
 from workbench.engine import checkpoints, distributed
 from workbench.engine.metrics import MetricWriter
 from workbench.engine.solver import TRAIN_ACCURACY, ErrorWarmup, refresh_lr
@@ -46,13 +47,15 @@ class TrainState:
     error_warmup: ErrorWarmup | None = None
 
     def state_dict(self, config: dict) -> dict:
-        """The model (outside DDP), optimizer, schedule, loss scale, iteration, the error-driven warm-up's state
-        and config (no RNG states)."""
+        """The model (outside DDP), optimizer, schedule, loss scale, iteration, the error-driven warm-up's state,
+        config and the conventions of the model's weights (`backbones.conventions.stated_conventions`; no RNG
+        states)."""
         model = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
         warmup = {"error_warmup": self.error_warmup.state_dict()} if self.error_warmup else {}
         return dict(model=model.state_dict(), optimizer=self.optimizer.state_dict(),
                     scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), iteration=self.iteration,
-                    skipped_steps=self.skipped_steps, config=config, **warmup, **self.extra)
+                    skipped_steps=self.skipped_steps, config=config, conventions=stated_conventions(model), **warmup,
+                    **self.extra)
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a checkpoint of `save`; this rank's generators come from its own entry of `rng_per_rank`.

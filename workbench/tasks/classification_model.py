@@ -8,12 +8,13 @@ from workbench.engine.checkpoints import load_training_state
 from workbench.errors import UserError
 
 
-def build_classifier(spec: dict) -> nn.Module:
+def build_classifier(spec: dict, conventions: dict | None = None) -> nn.Module:
     """`create_backbone(spec["backbone"], num_classes=..., pretrained=spec["backbone_weights"], **spec["options"])`;
-    null options keep the model's default."""
+    null options keep the model's default; `conventions` (those a checkpoint states) replace the pretrained
+    config's."""
     options = {key: value for key, value in spec["options"].items() if value is not None}
     return backbones.create_backbone(spec["backbone"], pretrained=spec["backbone_weights"] or False,
-                                     num_classes=spec["num_classes"], **options)
+                                     num_classes=spec["num_classes"], pretrained_cfg_overlay=conventions, **options)
 
 
 def load_classifier(path: str | Path) -> tuple[nn.Module, dict]:
@@ -35,7 +36,7 @@ def classifier_from_state(state: object, path: str | Path) -> tuple[nn.Module, d
     if "kind" in config["model"]:
         raise UserError(f"{path} is a train_det.py checkpoint (a {config['model']['kind']} detector), not a "
                         f"classifier; evaluate it with tools/eval_det.py --config CONFIG --weights {path}")
-    model = build_classifier(dict(config["model"], backbone_weights=None))
+    model = build_classifier(dict(config["model"], backbone_weights=None), state.get("conventions"))
     model.load_state_dict(state["model"])
     return model, config
 
