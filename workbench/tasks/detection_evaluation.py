@@ -46,7 +46,8 @@ def evaluate_model(args: argparse.Namespace) -> dict:
     _, val_set, paths = build_datasets(config)
     check_num_classes(config["model"], val_set)
     model = build_model(config, device)
-    output_dir = Path(args.output_dir or Path(args.weights).parent)
+    weights = Path(args.weights)
+    output_dir = Path(args.output_dir or (weights.parent if weights.is_file() else Path("output") / weights.name))
     output_dir.mkdir(parents=True, exist_ok=True)
     results = report_evaluation(model, val_set, paths["val_annotations"], device, config, output_dir, draw=True)
     if distributed.is_main_process():
