@@ -1,7 +1,8 @@
 """Evaluate detections with the 12 COCO numbers (bbox and segm) and per-category AP.
 
 Two inputs:
-- a model: `--config` and `--weights` (our checkpoint, or torchvision's fasterrcnn/maskrcnn_resnet50_fpn file);
+- a model: `--config` and `--weights` (our checkpoint, torchvision's fasterrcnn/maskrcnn_resnet50_fpn file, or a name of
+  `heads.list_detector_weights()`, e.g. maskrcnn_resnet50_fpn.tv_coco_v1);
 - a COCO results file: `--gt` (the original annotation JSON) and `--dets`.
 
 Examples:
@@ -19,8 +20,9 @@ from workbench.tasks import detection_evaluation
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML config of the model and its validation data")
-    parser.add_argument("--weights", help="whole-detector checkpoint to evaluate (with --config)")
-    parser.add_argument("--output-dir", help="where results and pictures go (default: the weights' folder)")
+    parser.add_argument("--weights", help="whole-detector checkpoint or weights name to evaluate (with --config)")
+    parser.add_argument("--output-dir", help="where results and pictures go (default: the weights' folder, or "
+                                             "output/NAME)")
     parser.add_argument("--gt", help="COCO annotation JSON (with --dets)")
     parser.add_argument("--dets", help="COCO results JSON (with --gt)")
     parser.add_argument("--iou-types", nargs="+", choices=["bbox", "segm"], help="default: what the model predicts")
