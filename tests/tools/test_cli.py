@@ -77,6 +77,9 @@ TRAINING = {  # tool: what its main calls, a shipped config
     ("train_det", "solver.max_iter=500", "solver.warmup_iters=1000 is not below solver.max_iter=500"),
     ("train_cls", "data.batch_size=0", "data.batch_size=0 is impossible; expected an integer >= 1"),
     ("train_cls", "solver.warmup_until_error=100", "solver.warmup_until_error=100 is impossible"),
+    ("train_det", "model.options.rpn_post_nms_top_n_trian=100",
+     "model.options.rpn_post_nms_top_n_trian is not an option of a mask_rcnn detector"),
+    ("train_cls", "model.options.drop_rat=0.1", "model.options.drop_rat is not an option of a classifier"),
 ])
 def test_an_impossible_config_value_exits_2_before_any_work(tmp_path, tool_parser, capsys, tool, override, message):
     """The data folder does not exist and no weights are named: any work begun would end in another error."""
