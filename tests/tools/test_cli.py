@@ -64,6 +64,18 @@ def test_a_classifier_given_to_eval_det_is_one_error_line(tmp_path, tool_parser,
     assert len(error.splitlines()) == 1 and f"model.backbone_weights={path}" in error
 
 
+def test_an_unknown_model_option_given_to_eval_det_is_one_error_line_before_any_work(tmp_path, tool_parser, capsys):
+    """Neither the data folder nor the weights file exists: any work begun would end in another error."""
+    argv = ["--config", DEMO_CONFIG, "--weights", str(tmp_path / "missing.pth"), f"data.root={tmp_path / 'no_data'}",
+            "model.options.box_score_tresh=0.5"]
+    with pytest.raises(SystemExit) as exit:
+        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv)
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and len(error.splitlines()) == 1
+    assert error.startswith("error: model.options.box_score_tresh is not an option of a mask_rcnn detector with "
+                            "neck='fpn'; expected one of box_score_thresh, ")
+
+
 TRAINING = {  # tool: what its main calls, a shipped config
     "train_det": (lambda args: trainer.run(args, DETECTION_DEFAULTS, DetectionTask),
                   "configs/mask_rcnn_r50_fpn_1x_coco.yaml"),
