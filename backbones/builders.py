@@ -15,6 +15,8 @@ from .resnet import ResNet
 MODEL_OPTIONS = (
     "num_classes", "in_chans", "style", "shortcut", "shortcut_pad", "norm", "output_stride", "global_pool", "drop_rate",
 )
+# Every option of `create_backbone` besides the weights (`pretrained`, `pretrained_cfg_overlay`).
+CREATE_OPTIONS = MODEL_OPTIONS + ("features_only", "out_indices", "frozen_stages")
 
 
 def resolve_pretrained_cfg(arch: str, tag: str | None, cifar: bool) -> dict:
@@ -46,8 +48,8 @@ def _create_resnet(
 ) -> nn.Module:
     unknown = sorted(set(kwargs) - set(MODEL_OPTIONS))
     if unknown:
-        valid = ", ".join(MODEL_OPTIONS + ("features_only", "out_indices", "frozen_stages"))
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid options: {valid}")
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid options: "
+                         f"{', '.join(CREATE_OPTIONS)}")
     if out_indices is not None and not features_only:
         raise ValueError("out_indices selects feature maps and needs features_only=True")
     cfg = resolve_pretrained_cfg(arch, pretrained_tag, model_args.get("stem") == "cifar")

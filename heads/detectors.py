@@ -34,11 +34,20 @@ SPEED_OPTIONS = ("fast_inference",)
 NUM_STAGES = 4
 
 
-def _check_options(kind: str, neck: str, options: dict) -> None:
+def valid_options(kind: str, neck: str) -> tuple[str, ...]:
+    """The names of the options that a `kind` detector with `neck` takes (see `faster_rcnn`).
+
+    Raises:
+        ValueError: `neck` is not one of `NECKS`.
+    """
     if neck not in NECKS:
         raise ValueError(f"neck={neck!r} is not supported; choose one of {', '.join(NECKS)}")
     head_options = NECKS[neck].BOX_OPTIONS + (NECKS[neck].MASK_OPTIONS if kind == "mask_rcnn" else ())
-    valid = BACKBONE_OPTIONS + SPEED_OPTIONS + tuple(TRANSFORM_DEFAULTS) + head_options + DETECTOR_OPTIONS
+    return BACKBONE_OPTIONS + SPEED_OPTIONS + tuple(TRANSFORM_DEFAULTS) + head_options + DETECTOR_OPTIONS
+
+
+def _check_options(kind: str, neck: str, options: dict) -> None:
+    valid = valid_options(kind, neck)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {kind} with neck={neck!r}; "

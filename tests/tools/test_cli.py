@@ -64,6 +64,18 @@ def test_a_classifier_given_to_eval_det_is_one_error_line(tmp_path, tool_parser,
     assert len(error.splitlines()) == 1 and f"model.backbone_weights={path}" in error
 
 
+def test_an_unknown_model_option_given_to_eval_det_is_one_error_line_before_any_work(tmp_path, tool_parser, capsys):
+    """Neither the data folder nor the weights file exists: any work begun would end in another error."""
+    argv = ["--config", DEMO_CONFIG, "--weights", str(tmp_path / "missing.pth"), f"data.root={tmp_path / 'no_data'}",
+            "model.options.box_score_tresh=0.5"]
+    with pytest.raises(SystemExit) as exit:
+        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv)
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and len(error.splitlines()) == 1
+    assert error.startswith("error: model.options.box_score_tresh is not an option of a mask_rcnn detector with "
+                            "neck='fpn'; expected one of box_score_thresh, ")
+
+
 TRAINING = {  # tool: what its main calls, a shipped config
     "train_det": (lambda args: trainer.run(args, DETECTION_DEFAULTS, DetectionTask),
                   "configs/mask_rcnn_r50_fpn_1x_coco.yaml"),
@@ -77,6 +89,9 @@ TRAINING = {  # tool: what its main calls, a shipped config
     ("train_det", "solver.max_iter=500", "solver.warmup_iters=1000 is not below solver.max_iter=500"),
     ("train_cls", "data.batch_size=0", "data.batch_size=0 is impossible; expected an integer >= 1"),
     ("train_cls", "solver.warmup_until_error=100", "solver.warmup_until_error=100 is impossible"),
+    ("train_det", "model.options.rpn_post_nms_top_n_trian=100",
+     "model.options.rpn_post_nms_top_n_trian is not an option of a mask_rcnn detector"),
+    ("train_cls", "model.options.drop_rat=0.1", "model.options.drop_rat is not an option of a classifier"),
 ])
 def test_an_impossible_config_value_exits_2_before_any_work(tmp_path, tool_parser, capsys, tool, override, message):
     """The data folder does not exist and no weights are named: any work begun would end in another error."""

@@ -1,5 +1,11 @@
 """Values a config may not hold, checked before any work starts: each problem is a UserError naming the key, the
 value found and what is expected."""
+import difflib
+
+from backbones.builders import CREATE_OPTIONS
+from heads import valid_options
+from heads.detector_weights import named_weights
+from heads.detectors import NECKS
 from workbench.data.images import UNREADABLE_POLICIES
 from workbench.errors import UserError
 
@@ -38,16 +44,18 @@ RULES = {  # key: (test, what is expected)
     "train.eval_period": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: evaluate at the end only)"),
     "eval.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "model.num_classes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "model.neck": (lambda v: v in NECKS, " or ".join(NECKS)),
 }
 
 
 def check_values(config: dict) -> dict:
-    """Raises a UserError for the first impossible value of `config` (see `RULES`, warm-up shorter than the run, and
-    one warm-up at a time); returns `config`."""
+    """Raises a UserError for the first impossible value of `config` (see `RULES`, warm-up shorter than the run, one
+    warm-up at a time, and `check_model_options`); returns `config`."""
     for key, (valid, expected) in RULES.items():
         section, name = key.split(".")
         if name in config.get(section, {}) and not valid(config[section][name]):
             raise UserError(f"{key}={config[section][name]!r} is impossible; expected {expected}")
+    check_model_options(config["model"])
     solver = config["solver"]
     if solver["warmup_iters"] >= solver["max_iter"]:
         raise UserError(f"solver.warmup_iters={solver['warmup_iters']} is not below solver.max_iter="
@@ -57,3 +65,20 @@ def check_values(config: dict) -> dict:
                         f"{solver['warmup_iters']} are two warm-ups; set solver.warmup_iters=0 (the warm-up then lasts "
                         f"until the training error is below warmup_until_error) or warmup_until_error=null")
     return config
+
+
+def check_model_options(model: dict) -> None:
+    """Raises a UserError for the first key of `model["options"]` that the model does not take, listing those it
+    takes, closest first: a detector's (`heads.valid_options` of its kind and neck, or of the named weights of
+    `model.weights`) or a classifier's (`create_backbone`'s, but num_classes: `model.num_classes` sets it)."""
+    if "kind" in model:
+        spec = named_weights(model["weights"]) or model
+        valid = valid_options(spec["kind"], spec["neck"])
+        what = f"a {spec['kind']} detector with neck={spec['neck']!r}"
+    else:
+        valid, what = tuple(option for option in CREATE_OPTIONS if option != "num_classes"), "a classifier"
+    unknown = sorted(set(model["options"]) - set(valid))
+    if unknown:
+        expected = difflib.get_close_matches(unknown[0], valid, n=len(valid), cutoff=0)
+        raise UserError(f"model.options.{unknown[0]} is not an option of {what}; expected one of "
+                        f"{', '.join(expected)}")

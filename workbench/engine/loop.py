@@ -276,11 +276,18 @@ def gradient_norm(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
 
 
 def skip_step(state: TrainState, settings: LoopSettings, problem: str) -> None:
-    """Raises NonFiniteError naming `problem`, or skips the step with a counted warning, as the settings say."""
+    """Raises NonFiniteError naming `problem`, or skips the step with a counted warning, as the settings say.
+
+    A skipped step still ends the loss scaler's iteration (`unscale_` was called), keeping its scale: under fp16 AMP
+    only a non-finite loss is skipped here, which was not finite before scaling, so the scale neither backs off (as
+    at an overflow, which `scaler.step` skips itself) nor counts the step towards growing; every rank keeps the
+    same scale.
+    """
     if settings.on_nonfinite == "stop":
         raise NonFiniteError(f"{problem}; lower solver.lr, raise solver.warmup_iters, set solver.clip_grad_norm, or "
                              f"set solver.on_nonfinite=skip to skip such steps")
     state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.update(state.scaler.get_scale())
     state.skipped_steps += 1
     if distributed.is_main_process():
         logger.warning("%s; step skipped (%d skipped so far; solver.on_nonfinite=stop stops instead)", problem,

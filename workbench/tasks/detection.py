@@ -11,6 +11,7 @@ from backbones import read_checkpoint
 from backbones.checkpoint import strip_shared_prefixes
 from heads.detector_weights import named_weights
 from heads.state_names import CLASS_SCORES
+from workbench.config.checks import check_model_options
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn
 from workbench.data.detection_transforms import build_transforms
@@ -101,8 +102,9 @@ def check_checkpoint_classes(model: dict) -> None:
 def use_detector_checkpoint(config: dict, weights: str) -> None:
     """Points `config` at the whole-detector checkpoint `weights` (the path as it is, never parsed as YAML; no
     backbone weights on top) after checking its class outputs (`check_checkpoint_classes`); or at the named weights
-    `weights` (`apply_named_weights`)."""
+    `weights` (`apply_named_weights`). Unknown `model.options` are refused first (`check_model_options`)."""
     config["model"].update(weights=weights, backbone_weights=None)
+    check_model_options(config["model"])
     if not apply_named_weights(config["model"]):
         check_checkpoint_classes(config["model"])
 

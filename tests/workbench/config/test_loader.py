@@ -81,6 +81,7 @@ def test_shipped_classification_configs_load(path):
     ("solver.clip_grad_norm=0", r"solver.clip_grad_norm=0 is impossible"),
     ("solver.on_nonfinite=ignore", r"solver.on_nonfinite='ignore' is impossible; expected stop or skip"),
     ("data.unreadable_images=maybe", r"data.unreadable_images='maybe' is impossible; expected skip or stop"),
+    ("model.neck=c5", r"model.neck='c5' is impossible; expected fpn or c4"),
 ])
 def test_impossible_values_are_caught_before_any_work(override, message):
     with pytest.raises(ValueError, match=message):
@@ -96,6 +97,24 @@ def test_impossible_values_are_caught_before_any_work(override, message):
 def test_an_impossible_error_warmup_is_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         check_values(load_config(CLASSIFICATION_DEFAULTS, None, overrides))
+
+
+@pytest.mark.parametrize("defaults, overrides, message", [
+    (DEFAULTS, ["model.options.rpn_post_nms_top_n_trian=100"], r"model.options.rpn_post_nms_top_n_trian is not an "
+     r"option of a mask_rcnn detector with neck='fpn'; expected one of rpn_post_nms_top_n_train, "),
+    (DEFAULTS, ["model.kind=faster_rcnn", "model.options.mask_head_convs=2"],
+     r"model.options.mask_head_convs is not an option of a faster_rcnn detector with neck='fpn'"),
+    (DEFAULTS, ["model.neck=c4", "model.options.fpn_channels=128"],
+     r"model.options.fpn_channels is not an option of a mask_rcnn detector with neck='c4'"),
+    (DEFAULTS, ["model.weights=faster_rcnn_R_50_C4_3x.d2_coco", "model.options.fpn_channels=128"],
+     r"model.options.fpn_channels is not an option of a faster_rcnn detector with neck='c4'"),  # the weights' neck
+    (CLASSIFICATION_DEFAULTS, ["model.options.drop_rat=0.1"],
+     r"model.options.drop_rat is not an option of a classifier; expected one of drop_rate, "),
+    (CLASSIFICATION_DEFAULTS, ["model.options.num_classes=5"], r"model.options.num_classes is not an option"),
+])
+def test_an_unknown_model_option_is_named_with_the_valid_ones_closest_first(defaults, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        check_values(load_config(defaults, None, overrides))
 
 
 def test_a_config_of_the_other_kind_is_named():

@@ -80,6 +80,19 @@ def test_a_non_finite_step_is_skipped_and_counted_when_the_config_says_so(tmp_pa
     assert torch.load(tmp_path / "model_final.pth", weights_only=True)["skipped_steps"] == 1
 
 
+def test_a_skipped_step_keeps_an_enabled_loss_scaler_usable_and_its_scale(tmp_path):
+    """fp16 AMP's scaler (enabled here without autocast): after the skipped step the run goes on, and the scale
+    neither backs off nor grows, since the loss was not finite before it was scaled."""
+    step = nan_loss_at(2)
+    state = step.state = toy_state()
+    state.scaler = torch.amp.GradScaler("cpu", enabled=True)
+    initial_scale = state.scaler.get_scale()
+    train_loop(state, batches(), step, LoopSettings(max_iter=5, on_nonfinite="skip"), str(tmp_path), {})
+    assert state.iteration == 5 and state.skipped_steps == 1
+    assert torch.isfinite(state.model.weight).all() and torch.isfinite(state.model.bias).all()
+    assert state.scaler.get_scale() == initial_scale
+
+
 def test_accumulation_steps_once_on_the_mean_gradient_of_the_micro_batches(tmp_path):
     """Three different micro-batches per step: the weights move as one SGD step on the mean of their losses, and
     the logged loss is that mean."""
