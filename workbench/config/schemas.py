@@ -37,6 +37,7 @@ DETECTION_DEFAULTS = {
         "output_dir": "output/det", "seed": 42, "log_period": 20, "checkpoint_period": 5000, "eval_period": 0,
         "device": "auto", **TRAIN_MEMORY_DEFAULTS,
     },
+    # eval.batch_size: images the loader reads at a time; the model sees one at a time, so it does not change the AP
     "eval": {"iou_types": None, "backend": "pycocotools", "batch_size": 2, "workers": None, "draw_images": 8,
              "score_threshold": 0.5},
 }

@@ -30,6 +30,10 @@ def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2
     (`labels_are_category_ids`, as for torchvision's COCO detectors), detections of ids that are no category of the
     dataset are left out with a counted warning.
 
+    The loader batches `batch_size` images, but the model sees one image at a time, as torchvision's and
+    detectron2's evaluations do: a batch pads its images to the largest, which changes the features near the
+    border, so the detections (and the AP) would depend on which images share a batch.
+
     Args:
         keep: how many (image, prediction) pairs of rank 0 to return as well, for drawing.
 
@@ -48,8 +52,8 @@ def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2
         read += len(images)
         if not images:
             continue
-        outputs = model([image.to(device, non_blocking=True) for image in images])
-        outputs = [{k: v.cpu() for k, v in output.items()} for output in outputs]
+        outputs = [{k: v.cpu() for k, v in model([image.to(device, non_blocking=True)])[0].items()}
+                   for image in images]
         if getattr(dataset, "labels_are_category_ids", False):  # an output per id up to the largest, some no category
             outputs, dropped = zip(*(only_categories(output, dataset.label_to_cat_id) for output in outputs))
             no_category += sum(dropped)

@@ -11,6 +11,11 @@ from workbench.config.schemas import DETECTION_DEFAULTS as DEFAULTS
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 CLASSIFICATION_CONFIGS = sorted(Path("configs/classification").glob("*.yaml"))
+C4_CONFIGS = [path for path in CONFIGS if load_config(DEFAULTS, path)["model"]["neck"] == "c4"]
+# detectron2's RPN proposal counts for C4, one level: detectron2/config/defaults.py, MODEL.RPN.PRE_NMS_TOPK_TRAIN,
+# PRE_NMS_TOPK_TEST, POST_NMS_TOPK_TRAIN, POST_NMS_TOPK_TEST (configs/Base-RCNN-C4.yaml restates the test pair)
+DETECTRON2_C4_RPN = {"rpn_pre_nms_top_n_train": 12000, "rpn_pre_nms_top_n_test": 6000,
+                     "rpn_post_nms_top_n_train": 2000, "rpn_post_nms_top_n_test": 1000}
 
 
 def test_override_values_are_parsed_as_yaml():
@@ -62,6 +67,12 @@ def test_model_options_are_free_form():
 def test_shipped_configs_load(path):
     config = check_values(load_config(DEFAULTS, path))
     assert config["model"]["kind"] in ("faster_rcnn", "mask_rcnn")
+
+
+@pytest.mark.parametrize("path", C4_CONFIGS, ids=[p.stem for p in C4_CONFIGS])
+def test_c4_configs_take_detectron2s_proposal_counts(path):
+    options = load_config(DEFAULTS, path)["model"]["options"]
+    assert {key: options.get(key) for key in DETECTRON2_C4_RPN} == DETECTRON2_C4_RPN
 
 
 @pytest.mark.parametrize("path", CLASSIFICATION_CONFIGS, ids=[p.stem for p in CLASSIFICATION_CONFIGS])

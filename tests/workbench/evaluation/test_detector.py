@@ -1,5 +1,6 @@
 """A 2000-image evaluation keeps resident memory flat: inference with masks to COCO results (RLEs), then
-`evaluate_coco`, with a stand-in detector, since the concern is the pipeline and not the network."""
+`evaluate_coco`, with a stand-in detector, since the concern is the pipeline and not the network; and a detector's
+detections and AP do not depend on the evaluation's batch size."""
 import json
 import os
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import heads
 from workbench.evaluation.detector import evaluate_detector
 
 IMAGES = 2000
@@ -92,3 +94,38 @@ def test_evaluation_of_2000_images_keeps_resident_memory_flat(tmp_path):
     assert len(detections) == IMAGES * DETECTIONS
     assert results["bbox"]["stats"]["AP50"] == 1.0
     assert slope < bound
+
+
+SIZED = [(64, 96), (96, 64), (64, 64), (80, 112), (112, 80)]  # (height, width): a batch of them would be padded
+
+
+class SizedImages(torch.utils.data.Dataset):
+    """Random images of the sizes SIZED, each with image id index + 1."""
+
+    label_to_cat_id = {1: 1, 2: 2}
+
+    def __len__(self) -> int:
+        return len(SIZED)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
+        return torch.rand(3, *SIZED[index], generator=torch.Generator().manual_seed(index)), {"image_id": index + 1}
+
+
+def test_detections_and_ap_do_not_depend_on_the_batch_size(tmp_path):
+    """A detector evaluated on images of different sizes in batches of 1 and of 3 gives the same detections and AP:
+    the model sees one image at a time, so no image is padded to another's size."""
+    images = [{"id": i + 1, "file_name": f"{i + 1}.png", "height": h, "width": w} for i, (h, w) in enumerate(SIZED)]
+    annotations = [{"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [8, 8, 40, 30], "area": 1200,
+                    "iscrowd": 0} for i in range(1, len(SIZED) + 1)]
+    ground_truth = tmp_path / "gt.json"
+    ground_truth.write_text(json.dumps({"images": images, "annotations": annotations,
+                                        "categories": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}]}))
+    torch.manual_seed(0)
+    model = heads.build_detector("faster_rcnn", backbone="resnet18", num_classes=3, min_size=64, max_size=128,
+                                 box_score_thresh=0.0).eval()
+    runs = [evaluate_detector(model, SizedImages(), str(ground_truth), torch.device("cpu"), iou_types=("bbox",),
+                              batch_size=batch_size) for batch_size in (1, 3)]
+    (one, one_detections, _), (three, three_detections, _) = runs
+    assert one_detections
+    assert three_detections == one_detections
+    np.testing.assert_equal(three["bbox"]["stats"], one["bbox"]["stats"])  # NaN (no large objects) equals NaN
