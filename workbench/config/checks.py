@@ -33,6 +33,7 @@ RULES = {  # key: (test, what is expected)
                      "a list of increasing iterations > 0"),
     "solver.clip_grad_norm": (lambda v: v is None or (_number(v) and v > 0), "null or a number > 0"),
     "solver.accumulate": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "solver.reference_batch_size": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "solver.on_nonfinite": (lambda v: v in ("stop", "skip"), "stop or skip"),
     "data.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "data.workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),

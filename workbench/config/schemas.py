@@ -1,12 +1,18 @@
 """The config schemas of detection and classification: every key, and its default, in one place.
 
 A key absent from a schema is an error (see `loader.check_keys`); a key that was renamed names its new name.
+
+data.batch_size is the total batch of one iteration (one optimizer step) over all processes, as detectron2's
+IMS_PER_BATCH: each of N processes takes batch_size / N images, in solver.accumulate micro-batches of
+batch_size / (N * accumulate) (accumulation saves memory, the recipe stays the same); see `engine.recipe`.
+solver.reference_batch_size: null, or the total batch the recipe's lr and iteration counts are meant for; a run with
+another data.batch_size scales lr linearly and iterations, steps, warm-up and periods inversely.
 """
 SOLVER_DEFAULTS = {
     "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
     "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
     "warmup_factor": 0.001, "warmup_method": "linear", "clip_grad_norm": None, "amp": False, "accumulate": 1,
-    "sync_bn": False, "on_nonfinite": "stop",
+    "sync_bn": False, "on_nonfinite": "stop", "reference_batch_size": None,
 }
 
 # grad_checkpointing: recompute the backbone's activations in the backward pass (less memory, one more forward of

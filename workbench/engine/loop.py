@@ -78,9 +78,9 @@ class TrainState:
         saved, rank, world = state.get("rng_per_rank", []), distributed.get_rank(), distributed.get_world_size()
         if len(saved) != world and rank == 0:
             logger.warning("resuming a run of %d process(es) with %d: each process now reads every %d-th image of "
-                           "each epoch's permutation, so the images from here on and the total batch differ from an "
-                           "uninterrupted run's; processes without saved random states keep their seeded ones",
-                           len(saved), world, world)
+                           "each epoch's permutation, so the images from here on differ from an uninterrupted run's "
+                           "(the total batch stays data.batch_size); processes without saved random states keep "
+                           "their seeded ones", len(saved), world, world)
         if rank < len(saved):
             checkpoints.set_rng_state(saved[rank], self.device)
 

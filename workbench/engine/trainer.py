@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from workbench.config.checks import check_values
 from workbench.config.loader import format_config, load_config
 from workbench.data.batching import SeededSamples, training_batches
-from workbench.engine import checkpoints, distributed
+from workbench.engine import checkpoints, distributed, recipe
 from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, train_loop
 from workbench.engine.metrics import plot_curves
 from workbench.engine.solver import ErrorWarmup, build_optimizer, build_scheduler
@@ -78,12 +78,13 @@ def args_parser(description: str, configs: str) -> argparse.ArgumentParser:
 
 
 def resolve_config(defaults: dict, args: argparse.Namespace) -> dict:
-    """Defaults, then the file, then overrides, then --output-dir (a path, taken as it is); impossible values are a
-    UserError before any work starts."""
+    """Defaults, then the file, then overrides, then --output-dir (a path, taken as it is), then the rescaling to
+    `solver.reference_batch_size` (`recipe.scaled_to_batch`); impossible values are a UserError before any work
+    starts."""
     config = load_config(defaults, args.config, args.overrides)
     if args.output_dir:
         config["train"]["output_dir"] = args.output_dir
-    return check_values(config)
+    return check_values(recipe.scaled_to_batch(check_values(config)))
 
 
 def run(args: argparse.Namespace, defaults: dict, task: type[Task]) -> dict:
@@ -112,28 +113,36 @@ def run(args: argparse.Namespace, defaults: dict, task: type[Task]) -> dict:
 
 def train(task: Task, resume: bool = False) -> dict:
     """Trains and evaluates `task` as its config says; returns `task.result` of the final evaluation (on the main
-    process; empty after a stop signal)."""
+    process; empty after a stop signal).
+
+    Raises:
+        UserError: `data.batch_size` does not divide among the processes (and micro-batches), before any work.
+    """
     config = task.config
     device = distributed.select_device(config["train"]["device"])
+    micro_batch = recipe.micro_batch_size(config["data"]["batch_size"], distributed.get_world_size(),
+                                          config["solver"]["accumulate"])
     torch.manual_seed(config["train"]["seed"] + distributed.get_rank())
     output_dir = Path(config["train"]["output_dir"])
     lock = checkpoints.lock_output_dir(output_dir) if distributed.is_main_process() else None
     try:
-        return _train(task, resume, device, output_dir)
+        return _train(task, resume, device, output_dir, micro_batch)
     finally:
         if lock:
             lock.close()
 
 
-def _train(task: Task, resume: bool, device: torch.device, output_dir: Path) -> dict:
-    """`train`, once the device, the seeds and the output folder are settled."""
+def _train(task: Task, resume: bool, device: torch.device, output_dir: Path, micro_batch: int) -> dict:
+    """`train`, once the device, the seeds, the output folder and each forward pass's `micro_batch` are settled."""
     config = task.config
     model, train_set, val_set = task.build(device)
     if config["train"]["grad_checkpointing"]:
         enable_grad_checkpointing(model)
     state = prepare_state(model, config, device, output_dir, resume)
     data, solver = config["data"], config["solver"]
-    batch_indices = training_batches(len(train_set), data["batch_size"], config["train"]["seed"],
+    if distributed.is_main_process():
+        print(recipe.recipe_line(config, distributed.get_world_size(), len(train_set)), flush=True)
+    batch_indices = training_batches(len(train_set), micro_batch, config["train"]["seed"],
                                      group_ids=task.group_ids(train_set), rank=distributed.get_rank(),
                                      world_size=distributed.get_world_size(),
                                      start_batch=state.iteration * solver["accumulate"])

@@ -31,10 +31,10 @@ EXIT_STATUS = "tests/workbench/engine/exit_status.py"  # runs a tool and prints 
 
 @pytest.fixture(params=["det", "cls"])
 def tool(request, quick_overrides, quick_cls_overrides):
-    """(tool name, its CPU-quick overrides)."""
+    """(tool name, its CPU-quick overrides with the total batch doubled: 2 processes take the quick batch each)."""
     if request.param == "det":
-        return "det", quick_overrides + ["eval.draw_images=0"]
-    return "cls", quick_cls_overrides
+        return "det", quick_overrides + ["eval.draw_images=0", "data.batch_size=4"]
+    return "cls", quick_cls_overrides + ["data.batch_size=16"]
 
 
 def command(tool: str, output_dir: Path, overrides: list[str], processes: int = 0, port: int = 0,
@@ -168,7 +168,7 @@ def test_sigterm_under_torchrun_saves_and_resume_continues(tmp_path, tool, targe
 def test_resume_under_torchrun_continues_exactly(tmp_path, quick_overrides, free_port):
     """Each rank gets its own random generators back: the detector's RPN and RoI samplers draw from them."""
     overrides = quick_overrides + ["data.workers=1", "eval.draw_images=0", "solver.max_iter=4",
-                                   "train.checkpoint_period=2"]
+                                   "train.checkpoint_period=2", "data.batch_size=4"]
 
     def torchrun(output_dir: Path, resume: list[str]) -> None:
         result = subprocess.run(command("det", output_dir, overrides + resume, processes=2, port=free_port),

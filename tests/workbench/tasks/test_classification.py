@@ -286,7 +286,7 @@ def test_two_process_gloo_ddp_run(tmp_path, quick_cls_overrides, free_port):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
          "tools/train_cls.py", "--config", CONFIG, "--output-dir", str(tmp_path)] + quick_cls_overrides
-        + ["solver.max_iter=2", "data.batch_size=4", "solver.sync_bn=true"],
+        + ["solver.max_iter=2", "data.batch_size=8", "solver.sync_bn=true"],
         env=dict(os.environ, PYTHONPATH=".", OMP_NUM_THREADS="1"), capture_output=True,
         text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

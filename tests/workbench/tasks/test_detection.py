@@ -59,7 +59,7 @@ def same(a: dict, b: dict) -> bool:
 
 @pytest.mark.slow
 def test_two_process_gloo_ddp_run(tmp_path, quick_overrides, free_port):
-    overrides = quick_overrides + ["solver.max_iter=2", "eval.draw_images=0", "data.batch_size=1"]
+    overrides = quick_overrides + ["solver.max_iter=2", "eval.draw_images=0", "data.batch_size=2"]
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
          "tools/train_det.py", "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml",
