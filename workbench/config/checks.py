@@ -71,14 +71,15 @@ def check_values(config: dict) -> dict:
 def check_model_options(model: dict) -> None:
     """Raises a UserError for the first key of `model["options"]` that the model does not take, listing those it
     takes, closest first: a detector's (`heads.valid_options` of its kind and neck, or of the named weights of
-    `model.weights`) or a classifier's (`create_backbone`'s, but num_classes: `model.num_classes` sets it)."""
+    `model.weights`) or a classifier's (`create_backbone`'s, but num_classes: `model.num_classes` sets it). A null
+    option keeps the model's default, as the builders read it, so any key may be null."""
     if "kind" in model:
         spec = named_weights(model["weights"]) or model
         valid = valid_options(spec["kind"], spec["neck"])
         what = f"a {spec['kind']} detector with neck={spec['neck']!r}"
     else:
         valid, what = tuple(option for option in CREATE_OPTIONS if option != "num_classes"), "a classifier"
-    unknown = sorted(set(model["options"]) - set(valid))
+    unknown = sorted(key for key, value in model["options"].items() if value is not None and key not in valid)
     if unknown:
         expected = difflib.get_close_matches(unknown[0], valid, n=len(valid), cutoff=0)
         raise UserError(f"model.options.{unknown[0]} is not an option of {what}; expected one of "
