@@ -92,6 +92,7 @@ def test_shipped_classification_configs_load(path):
     ("solver.clip_grad_norm=0", r"solver.clip_grad_norm=0 is impossible"),
     ("solver.on_nonfinite=ignore", r"solver.on_nonfinite='ignore' is impossible; expected stop or skip"),
     ("data.unreadable_images=maybe", r"data.unreadable_images='maybe' is impossible; expected skip or stop"),
+    ("solver.reference_batch_size=0", r"solver.reference_batch_size=0 is impossible; expected null or an integer >= 1"),
     ("model.neck=c5", r"model.neck='c5' is impossible; expected fpn or c4"),
 ])
 def test_impossible_values_are_caught_before_any_work(override, message):
