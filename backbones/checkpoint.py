@@ -224,8 +224,8 @@ def detect_format(state_dict: Mapping[str, torch.Tensor], origin: str | None = N
 
 def _convert(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str, list[str]]:
     """`convert_state_dict`, plus the keys of detector heads it dropped."""
-    name = detect_format(state_dict)
     state_dict = strip_shared_prefixes(state_dict)
+    name = detect_format(state_dict)
     rename = next(rename for format_name, _, rename in FORMATS if format_name == name)
     converted, ignored = {}, []
     for key, value in state_dict.items():

@@ -98,7 +98,7 @@ def conventions(cfg: dict, format_name: str, origin: str, tag_given: bool, optio
 
 
 def _differences(a: dict, b: dict) -> list[str]:
-    return [key for key in ARCHITECTURE_OPTIONS + INPUT_FIELDS if tuple(_as_tuple(a[key])) != tuple(_as_tuple(b[key]))]
+    return [key for key in CONVENTION_FIELDS if _as_tuple(a[key]) != _as_tuple(b[key])]
 
 
 def _as_tuple(value) -> tuple:

@@ -61,19 +61,19 @@ def digest_of(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 
 @contextmanager
-def _download_failure(name: str, cfg: dict):
+def _download_failure(name: str, cfg: dict, local_file: str | None):
     """Turns any failure of the download inside into an error that names the URL and how to pass a local file."""
     url = weights_url(cfg)
     try:
         yield
     except Exception as error:
         filename = url.rsplit("/", 1)[-1]
-        local = cfg.get("local_file_hint") or f"create_backbone({name!r}, pretrained='/path/to/{filename}')"
+        local = local_file or f"create_backbone({name!r}, pretrained='/path/to/{{filename}}')"
         raise RuntimeError(f"could not download the weights of {name} from {url}: {error}. Without network, fetch "
                            f"the file elsewhere and pass its path: {local.format(filename=filename)}") from error
 
 
-def download_weights(name: str, cfg: dict) -> str:
+def download_weights(name: str, cfg: dict, local_file: str | None = None) -> str:
     """Returns the local path of the weights that `cfg` points at, downloading them on first use.
 
     `cfg` needs a `url`, or an `hf_hub_id` (huggingface_hub downloads and verifies those files itself), and may
@@ -85,8 +85,9 @@ def download_weights(name: str, cfg: dict) -> str:
 
     Args:
         name: What the weights are for, as the messages name them (`resnet50.tv2_in1k`).
-        cfg: The pretrained config: `url` or `hf_hub_id`, optionally `sha256` and `md5` (a prefix), and
-            `local_file_hint`, how the failure message says to pass a local file (`{filename}` is the file's name).
+        cfg: The pretrained config: `url` or `hf_hub_id`, optionally `sha256` and `md5` (a prefix).
+        local_file: how the failure message says to pass a local copy instead (`{filename}` is the file's name);
+            by default `create_backbone(name, pretrained=...)`.
 
     Raises:
         RuntimeError: the download failed; the message names the URL and how to pass a local file instead.
@@ -94,7 +95,7 @@ def download_weights(name: str, cfg: dict) -> str:
             both digests, and nothing is left in the cache (a ValueError).
     """
     if cfg.get("hf_hub_id"):
-        with _download_failure(name, cfg):
+        with _download_failure(name, cfg, local_file):
             from huggingface_hub import hf_hub_download
 
             return hf_hub_download(cfg["hf_hub_id"], HF_FILENAME)
@@ -104,7 +105,7 @@ def download_weights(name: str, cfg: dict) -> str:
     expected = expected_digests(cfg)
     partial = destination.with_name(f"{destination.name}.{uuid.uuid4().hex}.partial")
     try:
-        with _download_failure(name, cfg):
+        with _download_failure(name, cfg, local_file):
             destination.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(cfg["url"], str(partial), progress=True)
         for algorithm, digest in expected.items():

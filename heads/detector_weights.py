@@ -66,8 +66,12 @@ def detector_weights_spec(name: str) -> dict:
         close = difflib.get_close_matches(name, DETECTOR_WEIGHTS, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(list_detector_weights())}"
         raise ValueError(f"no detector weights named {name!r}; {hint}")
-    spec = DETECTOR_WEIGHTS[name]
-    return dict(spec, name=name, file=spec["url"].rsplit("/", 1)[-1])
+    return dict(DETECTOR_WEIGHTS[name], name=name, file=_file_name(name))
+
+
+def _file_name(name: str) -> str:
+    """The name its publisher gave the file of the weights `name`."""
+    return DETECTOR_WEIGHTS[name]["url"].rsplit("/", 1)[-1]
 
 
 def named_weights(weights: str | os.PathLike | None) -> dict | None:
@@ -79,5 +83,4 @@ def named_weights(weights: str | os.PathLike | None) -> dict | None:
     if text in DETECTOR_WEIGHTS and not os.path.exists(text):
         return detector_weights_spec(text)
     file_name = os.path.basename(text)
-    return next((detector_weights_spec(name) for name, spec in DETECTOR_WEIGHTS.items()
-                 if spec["url"].rsplit("/", 1)[-1] == file_name), None)
+    return next((detector_weights_spec(name) for name in DETECTOR_WEIGHTS if _file_name(name) == file_name), None)

@@ -80,8 +80,8 @@ def _named(kind: str, backbone: str, num_classes: int | None, spec: dict, weight
     if weights_file is None and os.path.exists(os.fspath(weights)):
         weights_file = weights
     if weights_file is None:
-        hint = f"heads.{kind}(weights={spec['name']!r}, weights_file='/path/to/{{filename}}')"
-        weights_file = download_weights(spec["name"], dict(spec, local_file_hint=hint))
+        local_file = f"heads.{kind}(weights={spec['name']!r}, weights_file='/path/to/{{filename}}')"
+        weights_file = download_weights(spec["name"], spec, local_file)
     return (spec["backbone"], spec["num_classes"] if num_classes is None else num_classes, spec["neck"],
             os.fspath(weights_file), {**spec["options"], **options})
 
@@ -114,7 +114,6 @@ def _build(kind: str, backbone: str, num_classes: int | None, neck: str,
     set_fast_inference(model, options.pop("fast_inference", True))
     if spec is not None:
         set_frozen_batchnorm_eps(model, spec["frozen_bn_eps"])
-        model.weights_spec = spec
     if weights is not None:
         load_detector_weights(model, weights, state_dict)
     return model
