@@ -14,7 +14,9 @@ from backbones.norm import set_frozen_batchnorm_eps
 from backbones.packed_conv import pack_convolutions
 
 from . import c4, fpn_heads
+from .box_loss import TORCHVISION_BETA, set_box_loss_betas
 from .detector_weights import list_detector_weights, named_weights
+from .head_init import init_heads
 from .transform import RCNNTransform
 from .weights import load_detector_weights
 
@@ -29,6 +31,10 @@ DETECTOR_OPTIONS = (
 )
 TRANSFORM_DEFAULTS = dict(min_size=800, max_size=1333, size_divisible=32, fixed_size=None,
                           skip_resize_in_training=False)
+# How the heads learn: the smooth-L1 betas of the RPN's and the RoI head's box losses (0: L1, detectron2's) and
+# the heads' initial weights (see `heads.box_loss`, `heads.head_init`); torchvision's by default.
+LEARNING_DEFAULTS = dict(rpn_smooth_l1_beta=TORCHVISION_BETA, box_smooth_l1_beta=TORCHVISION_BETA,
+                         head_init="torchvision")
 BACKBONE_OPTIONS = ("norm", "frozen_stages")
 SPEED_OPTIONS = ("fast_inference",)
 NUM_STAGES = 4
@@ -43,7 +49,8 @@ def valid_options(kind: str, neck: str) -> tuple[str, ...]:
     if neck not in NECKS:
         raise ValueError(f"neck={neck!r} is not supported; choose one of {', '.join(NECKS)}")
     head_options = NECKS[neck].BOX_OPTIONS + (NECKS[neck].MASK_OPTIONS if kind == "mask_rcnn" else ())
-    return BACKBONE_OPTIONS + SPEED_OPTIONS + tuple(TRANSFORM_DEFAULTS) + head_options + DETECTOR_OPTIONS
+    return (BACKBONE_OPTIONS + SPEED_OPTIONS + tuple(TRANSFORM_DEFAULTS) + tuple(LEARNING_DEFAULTS) + head_options
+            + DETECTOR_OPTIONS)
 
 
 def _check_options(kind: str, neck: str, options: dict) -> None:
@@ -104,11 +111,14 @@ def _build(kind: str, backbone: str, num_classes: int | None, neck: str,
     resnet = _detector_resnet(backbone, backbone_weights, bool(backbone_weights) or weights is not None, options,
                               conventions)
     transform_options = {k: options.pop(k, default) for k, default in TRANSFORM_DEFAULTS.items()}
+    learning = {k: options.pop(k, default) for k, default in LEARNING_DEFAULTS.items()}
     head_options = {k: options.pop(k) for k in NECKS[neck].BOX_OPTIONS + NECKS[neck].MASK_OPTIONS if k in options}
     parts = NECKS[neck].build_parts(resnet, num_classes=num_classes, with_masks=kind == "mask_rcnn", **head_options)
     detector_class = MaskRCNN if kind == "mask_rcnn" else FasterRCNN
     model = detector_class(num_classes=None, **parts, **options)
     model.transform = RCNNTransform(pretrained_cfg=resnet.pretrained_cfg, **transform_options)
+    set_box_loss_betas(model, learning["rpn_smooth_l1_beta"], learning["box_smooth_l1_beta"])
+    init_heads(model, learning["head_init"])
     model.num_classes = num_classes
     model.pretrained_cfg = resnet.pretrained_cfg
     set_fast_inference(model, options.pop("fast_inference", True))
@@ -168,6 +178,10 @@ def faster_rcnn(
             skip_resize_in_training (False): train on images as the data pipeline sized them; evaluation still
                 resizes and maps the outputs back to the original size.
             fast_inference (True): CPU inference speed-ups, see `set_fast_inference`.
+            rpn_smooth_l1_beta, box_smooth_l1_beta (1/9, torchvision's; 0: L1, detectron2's): the box losses' betas,
+                see `heads.box_loss`.
+            head_init ("torchvision"; "detectron2": normal class / box / mask predictors of std 0.01 / 0.001 /
+                0.001 and Kaiming-uniform box-head fcs): see `heads.head_init`.
             anchor_sizes ((32, 64, 128, 256, 512): one per level for FPN, all on C4), aspect_ratios ((0.5, 1, 2)).
             roi_align_aligned (False; True: detectron2's ROIAlignV2, the half-pixel offset), roi_sampling_ratio
                 (2; 0: adaptive, detectron2's default): box and mask RoIAlign.

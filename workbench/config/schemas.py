@@ -5,11 +5,14 @@ A key absent from a schema is an error (see `loader.check_keys`); a key that was
 data.batch_size is the total batch of one iteration (one optimizer step) over all processes, as detectron2's
 IMS_PER_BATCH: each of N processes takes batch_size / N images, in solver.accumulate micro-batches of
 batch_size / (N * accumulate) (accumulation saves memory, the recipe stays the same); see `engine.recipe`.
+solver.weight_decay_norm / weight_decay_bias: the weight decay of norm layers / of the other biases (timm's
+exclusion of both by default; null: solver.weight_decay, as detectron2's and torchvision's detection recipes decay them).
 solver.reference_batch_size: null, or the total batch the recipe's lr and iteration counts are meant for; a run with
 another data.batch_size scales lr linearly and iterations, steps, warm-up and periods inversely.
 """
 SOLVER_DEFAULTS = {
     "lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "weight_decay_norm": 0.0,
+    "weight_decay_bias": 0.0,
     "max_iter": 90000, "schedule": "multistep", "steps": [60000, 80000], "gamma": 0.1, "warmup_iters": 1000,
     "warmup_factor": 0.001, "warmup_method": "linear", "clip_grad_norm": None, "amp": False, "accumulate": 1,
     "sync_bn": False, "on_nonfinite": "stop", "reference_batch_size": None,

@@ -54,16 +54,20 @@ class ErrorWarmup:
 
 
 def build_optimizer(model: nn.Module, solver: dict) -> torch.optim.Optimizer:
-    """SGD over the trainable parameters; norm layers and biases get `weight_decay_norm`."""
-    decay, no_decay = [], []
+    """SGD over the trainable parameters, with detectron2's weight-decay groups: norm layers' weights and biases take
+    `weight_decay_norm`, other biases `weight_decay_bias`, everything else `weight_decay`; None for either of the
+    first two means `weight_decay` (detectron2's WEIGHT_DECAY_BIAS, torchvision's references decay everything)."""
+    groups = {"weights": [], "biases": [], "norms": []}
     for module in model.modules():
         is_norm = isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
         for name, param in module.named_parameters(recurse=False):
             if param.requires_grad:
-                (no_decay if is_norm or name == "bias" else decay).append(param)
-    groups = [dict(params=decay, weight_decay=solver["weight_decay"]),
-              dict(params=no_decay, weight_decay=solver["weight_decay_norm"])]
-    return torch.optim.SGD(groups, lr=solver["lr"], momentum=solver["momentum"], nesterov=solver["nesterov"])
+                groups["norms" if is_norm else "biases" if name == "bias" else "weights"].append(param)
+    decays = {group: solver["weight_decay"] if solver[key] is None else solver[key]
+              for group, key in (("weights", "weight_decay"), ("biases", "weight_decay_bias"),
+                                 ("norms", "weight_decay_norm"))}
+    return torch.optim.SGD([dict(params=params, weight_decay=decays[group]) for group, params in groups.items()],
+                           lr=solver["lr"], momentum=solver["momentum"], nesterov=solver["nesterov"])
 
 
 def lr_factor(iteration: int, solver: dict) -> float:

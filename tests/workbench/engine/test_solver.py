@@ -27,12 +27,17 @@ def test_bad_schedule_is_named():
         build_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1), dict(SOLVER, schedule="linear"))
 
 
-def test_norm_and_bias_parameters_get_their_own_weight_decay():
+@pytest.mark.parametrize("weight_decay_bias,bias_decay", [(None, SOLVER["weight_decay"]), (0.0, 0.0), (1e-5, 1e-5)])
+@pytest.mark.parametrize("weight_decay_norm,norm_decay", [(None, SOLVER["weight_decay"]), (0.0, 0.0)])
+def test_weights_biases_and_norms_get_their_own_weight_decay(weight_decay_bias, bias_decay, weight_decay_norm,
+                                                             norm_decay):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    optimizer = build_optimizer(model, dict(SOLVER, weight_decay_norm=0.0))
-    decay, no_decay = optimizer.param_groups
-    assert len(decay["params"]) == 1 and decay["weight_decay"] == SOLVER["weight_decay"]
-    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+    optimizer = build_optimizer(model, dict(SOLVER, weight_decay_norm=weight_decay_norm,
+                                            weight_decay_bias=weight_decay_bias))
+    weights, biases, norms = optimizer.param_groups
+    assert weights["params"] == [model[0].weight] and weights["weight_decay"] == SOLVER["weight_decay"]
+    assert biases["params"] == [model[0].bias] and biases["weight_decay"] == bias_decay
+    assert norms["params"] == [model[1].weight, model[1].bias] and norms["weight_decay"] == norm_decay
 
 
 def test_constant_warmup_holds_the_factor_then_jumps():
