@@ -76,8 +76,9 @@ What the keys do not show (configs/Base-RCNN-FPN.yaml, configs/Base-RCNN-C4.yaml
   - Post-processing: torchvision drops boxes under 0.01 pixel after clipping, detectron2 empty ones after scaling
     to the output size (postprocessing.py: detector_postprocess); the RPN drops proposals under 1e-3 pixel
     (torchvision) against empty ones (PROPOSAL_GENERATOR.MIN_SIZE 0).
-  - Training only: the L1 box losses (SMOOTH_L1_BETA 0; torchvision smooth L1 with beta 1/9), and C4 Mask R-CNN
-    reusing the box branch's res5 features for masks.
+  - Training only: C4 Mask R-CNN reusing the box branch's res5 features for masks. (detectron2's L1 box losses
+    and head init are options, `rpn_smooth_l1_beta=0`, `box_smooth_l1_beta=0`, `head_init="detectron2"`, which
+    its recipes' configs set; see the README's Recipes.)
 """
 import logging
 import re
