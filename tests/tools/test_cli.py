@@ -2,6 +2,7 @@
 library, importing no other tool), and a wrong weights file or an impossible config value is one error line with
 exit code 2."""
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,21 @@ def test_an_impossible_config_value_exits_2_before_any_work(tmp_path, tool_parse
     error = capsys.readouterr().err
     assert exit.value.code == 2 and error.startswith("error: ") and message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_segm_scores_against_ground_truth_without_masks_are_one_error_line(tmp_path, tool_parser, capsys):
+    gt = tmp_path / "boxes_only.json"
+    gt.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png", "width": 32, "height": 32}],
+        "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "area": 100, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "thing"}]}))
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "score": 0.9,
+                                 "segmentation": {"size": [32, 32], "counts": "0"}}]))
+    with pytest.raises(SystemExit) as exit:
+        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"),
+                ["--gt", str(gt), "--dets", str(dets), "--iou-types", "bbox", "segm"])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {gt}: 1 of 1 annotations (ids 7) have no 'segmentation'")
+    assert len(error.splitlines()) == 1 and "--iou-types bbox" in error

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from workbench.config.checks import check_values
 from workbench.config.loader import format_config, load_config
@@ -57,8 +58,12 @@ class Task:
         """The logged keys drawn beside the loss."""
         return ()
 
+    def summary(self, model: nn.Module, train_set: Dataset, val_set: Dataset) -> str:
+        """What to print before training starts (the data and the model), beside the effective recipe."""
+        return ""
+
     def report(self, results: dict) -> str:
-        """What to print after the final evaluation."""
+        """What to print after an evaluation."""
         raise NotImplementedError
 
     def result(self, results: dict) -> dict:
@@ -141,7 +146,9 @@ def _train(task: Task, resume: bool, device: torch.device, output_dir: Path, mic
     state = prepare_state(model, config, device, output_dir, resume)
     data, solver = config["data"], config["solver"]
     if distributed.is_main_process():
-        print(recipe.recipe_line(config, distributed.get_world_size(), len(train_set)), flush=True)
+        summary = task.summary(unwrapped(state.model), train_set, val_set)
+        print(*[summary] if summary else [], recipe.recipe_line(config, distributed.get_world_size(), len(train_set)),
+              sep="\n", flush=True)
     batch_indices = training_batches(len(train_set), micro_batch, config["train"]["seed"],
                                      group_ids=task.group_ids(train_set), rank=distributed.get_rank(),
                                      world_size=distributed.get_world_size(),
@@ -155,6 +162,8 @@ def _train(task: Task, resume: bool, device: torch.device, output_dir: Path, mic
         final.clear()
         final.update(task.evaluate(unwrapped(state.model), val_set, device, output_dir,
                                    final=iteration == solver["max_iter"]))
+        if final and iteration != solver["max_iter"]:  # the final report follows the loop
+            tqdm.write(f"evaluation at iteration {iteration}:\n{task.report(final)}")
         return task.scores(final) if final else {}
 
     outcome = train_loop(state, loader, task.step(device), loop_settings(config), str(output_dir), config, evaluate)

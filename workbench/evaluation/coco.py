@@ -357,6 +357,8 @@ def evaluate_coco(gt: str | Path | COCO, detections: list[dict] | str | Path, io
     with _no_cycle_collection():
         with _quiet(verbose):
             coco_gt = _load_gt(gt, engine.coco_class, segm="segm" in iou_types)
+        if "segm" in iou_types:
+            check_masks(coco_gt, gt)
         detections = read_results(detections, Path("detections"), set(coco_gt.getImgIds()),
                                   set(coco_gt.getCatIds()), segm="segm" in iou_types)
         empty = [name for name, entries in (("images", coco_gt.dataset["images"]),
@@ -366,6 +368,16 @@ def evaluate_coco(gt: str | Path | COCO, detections: list[dict] | str | Path, io
             logger.warning("no %s to evaluate: the 12 numbers are undefined", " and no ".join(empty))
             return {iou_type: _undefined(coco_gt) for iou_type in iou_types}
         return {iou_type: _evaluate(coco_gt, detections, iou_type, engine, verbose) for iou_type in iou_types}
+
+
+def check_masks(coco_gt, gt) -> None:
+    """Raises a UserError naming the ground truth when one of its annotations has no `segmentation` to compare."""
+    missing = [a["id"] for a in coco_gt.dataset["annotations"] if "segmentation" not in a]
+    if missing:
+        name = gt if isinstance(gt, (str, os.PathLike)) else "the ground truth"
+        raise UserError(f"{name}: {len(missing)} of {len(coco_gt.dataset['annotations'])} annotations (ids "
+                        f"{', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''}) have no "
+                        "'segmentation', which segm evaluation compares; evaluate bbox only (--iou-types bbox)")
 
 
 def _cell(value: float) -> str:

@@ -14,6 +14,8 @@ from heads.state_names import CLASS_SCORES
 from workbench.config.checks import check_model_options
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn
+from workbench.data.dataset_summary import data_summary
+from workbench.data.detection_samples import DetectionSamples
 from workbench.data.detection_transforms import build_transforms
 from workbench.data.label_names import COCO_CATEGORY_NAMES
 from workbench.data.shapes import make_shapes
@@ -141,6 +143,22 @@ def detection_step(device: torch.device):
     return step
 
 
+def model_line(spec: dict, model: nn.Module) -> str:
+    """The detector in one line: kind, backbone and its starting weights, neck, classes."""
+    start = {None: "from scratch", True: "its tag's ImageNet weights"}.get(spec["backbone_weights"],
+                                                                         spec["backbone_weights"])
+    start = f"the detector weights {spec['weights']}" if spec["weights"] else start
+    return (f"model: {spec['kind']} on {spec['backbone']} ({start}) with neck {spec['neck']}, "
+            f"{model.num_classes} classes with the background, {parameter_count(model)}")
+
+
+def parameter_count(model: nn.Module) -> str:
+    """"N.NM parameters (N.NM trainable)"."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{total / 1e6:.1f}M parameters ({trainable / 1e6:.1f}M trainable)"
+
+
 def iou_types_of(config: dict) -> tuple[str, ...]:
     """bbox, plus segm for Mask R-CNN, unless eval.iou_types says otherwise."""
     if config["eval"]["iou_types"]:
@@ -148,14 +166,16 @@ def iou_types_of(config: dict) -> tuple[str, ...]:
     return ("bbox", "segm") if config["model"]["kind"] == "mask_rcnn" else ("bbox",)
 
 
-def report_evaluation(model: nn.Module, val_set: CocoDetection, annotations: Path, device: torch.device,
-                      config: dict, output_dir: Path, draw: bool) -> dict:
-    """Evaluates, saves results (and pictures when `draw`) on the main process; returns the results there."""
+def report_evaluation(model: nn.Module, val_set: CocoDetection | DetectionSamples, annotations: Path | None,
+                      device: torch.device, config: dict, output_dir: Path, draw: bool) -> dict:
+    """Evaluates, saves results (and pictures when `draw`) on the main process; returns the results there.
+    `annotations` None evaluates against the dataset's own targets, written to `ground_truth.json`."""
     evaluation = config["eval"]
     workers = config["data"]["workers"] if evaluation["workers"] is None else evaluation["workers"]
     results, detections, kept = evaluate_detector(
-        model, val_set, str(annotations), device, iou_types=iou_types_of(config), backend=evaluation["backend"],
-        batch_size=evaluation["batch_size"], workers=workers, keep=evaluation["draw_images"] if draw else 0)
+        model, val_set, annotations, device, iou_types=iou_types_of(config), backend=evaluation["backend"],
+        batch_size=evaluation["batch_size"], workers=workers, keep=evaluation["draw_images"] if draw else 0,
+        ground_truth_file=output_dir / "ground_truth.json")
     if distributed.is_main_process():
         save_results(results, output_dir / "eval_results.json")
         (output_dir / "detections.json").write_text(json.dumps(detections))
@@ -198,6 +218,10 @@ class DetectionTask(Task):
 
     def score_keys(self) -> tuple[str, ...]:
         return tuple(f"{iou}/AP" for iou in iou_types_of(self.config))
+
+    def summary(self, model: nn.Module, train_set: CocoDetection | DetectionSamples,
+                val_set: CocoDetection | DetectionSamples) -> str:
+        return f"{data_summary(train_set, val_set)}\n{model_line(self.config['model'], model)}"
 
     def report(self, results: dict) -> str:
         return format_results(results)
