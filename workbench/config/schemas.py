@@ -6,7 +6,8 @@ data.batch_size is the total batch of one iteration (one optimizer step) over al
 IMS_PER_BATCH: each of N processes takes batch_size / N images, in solver.accumulate micro-batches of
 batch_size / (N * accumulate) (accumulation saves memory, the recipe stays the same); see `engine.recipe`.
 solver.weight_decay_norm / weight_decay_bias: the weight decay of norm layers / of the other biases (timm's
-exclusion of both by default; null: solver.weight_decay, as detectron2's and torchvision's detection recipes decay them).
+exclusion of both by default; null: solver.weight_decay, as detectron2's and torchvision's detection recipes decay
+them).
 solver.reference_batch_size: null, or the total batch the recipe's lr and iteration counts are meant for; a run with
 another data.batch_size scales lr linearly and iterations, steps, warm-up and periods inversely.
 """

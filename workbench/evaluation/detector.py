@@ -76,7 +76,8 @@ def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2
     parts = distributed.gather_to_main((results, entries))
     if parts is None:
         return None, kept, None
-    return [r for part, _ in parts for r in part], kept, [e for _, part in parts for e in part] if ground_truth else None
+    gathered_entries = [e for _, part in parts for e in part] if ground_truth else None
+    return [r for part, _ in parts for r in part], kept, gathered_entries
 
 
 def evaluate_detector(model: nn.Module, dataset, annotation_file: str | Path | None, device: torch.device, *,
