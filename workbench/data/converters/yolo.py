@@ -52,6 +52,14 @@ def yolo_box(coordinates: list[float], width: int, height: int, where: str) -> l
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a label file."""
+    try:
+        return path.read_text().splitlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not a text file ({error}); expected YOLO label lines") from error
+
+
 def convert_yolo(images: str | Path, labels: str | Path, class_names: list[str]) -> CocoInstances:
     """Converts a folder of images and their YOLO label files.
 
@@ -71,7 +79,7 @@ def convert_yolo(images: str | Path, labels: str | Path, class_names: list[str])
         if not path.is_file():
             instances.note("images without a label file: kept as empty images")
             continue
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, line in enumerate(read_lines(path), start=1):
             if not line.strip():
                 continue
             index, coordinates = parse_line(line, path, number, len(class_names))
