@@ -19,7 +19,7 @@ from workbench.errors import MissingFileError, UserError
 
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-CONTOUR_UPSAMPLING = 2  # contours traced on a 2x mask run between pixel centres and edges: exact under pycocotools
+CONTOUR_UPSAMPLING = 2  # contours traced on a 2x mask run a quarter pixel inside the edges: rounded onto them
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -46,12 +46,18 @@ def find_image_files(root: Path) -> list[Path]:
 
 
 def mask_polygons(mask: np.ndarray) -> tuple[list[list[float]], bool]:
-    """The polygons [x1, y1, x2, y2, ...] of a binary mask's outer contours, and whether the mask has holes (which
-    COCO polygons cannot hold: pycocotools fills them). Without holes, the polygons rasterise back to the mask."""
+    """The polygons [x1, y1, x2, y2, ...] of a binary mask's outer contours, along the pixels' edges (integer
+    corners), and whether the mask has holes (which COCO polygons cannot hold: pycocotools fills them). Without holes,
+    the polygons rasterise back to the mask exactly, and their extent is the mask's box."""
     upsampled = np.kron(mask.astype(np.uint8), np.ones((CONTOUR_UPSAMPLING, CONTOUR_UPSAMPLING), np.uint8))
     contours, hierarchy = cv2.findContours(upsampled, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     outer = [c for c, links in zip(contours, hierarchy[0]) if links[3] < 0] if contours else []
-    polygons = [((c.reshape(-1, 2) + 0.5) / CONTOUR_UPSAMPLING).ravel().tolist() for c in outer if len(c) >= 3]
+    polygons = []
+    for contour in outer:
+        corners = np.round((contour.reshape(-1, 2) + 0.5) / CONTOUR_UPSAMPLING)  # x + 0.25 -> x, x + 0.75 -> x + 1
+        corners = corners[np.any(corners != np.roll(corners, 1, axis=0), axis=1)]
+        if len(corners) >= 3:
+            polygons.append(corners.ravel().tolist())
     return polygons, len(outer) < len(contours)
 
 
