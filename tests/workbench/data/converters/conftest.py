@@ -1,21 +1,10 @@
-"""Helpers of the converter tests: tiny images written into tmp_path, and the project's reader as the judge of an
-output file."""
+"""The project's reader as the judge of a converter's output file."""
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from workbench.data.coco_files import read_annotation_file
-
-
-def write_image(path: Path, width: int, height: int) -> Path:
-    """Writes a small RGB picture of `width` x `height` to `path` (folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(width * height).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from workbench.data.converters.coco_instances import (
 )
 from workbench.errors import UserError
 
-from .conftest import write_image
+from tests.workbench.data.converters.writers import write_image
 
 
 def test_image_size_applies_the_exif_orientation(tmp_path):

@@ -8,7 +8,7 @@ from pycocotools import mask as mask_util
 from workbench.data.converters import convert, convert_instance_masks
 from workbench.errors import UserError
 
-from .conftest import write_image
+from tests.workbench.data.converters.writers import write_image
 
 WIDTH, HEIGHT = 40, 32
 

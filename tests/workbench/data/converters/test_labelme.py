@@ -1,23 +1,12 @@
 """LabelMe JSON: polygons, rectangles and circles, shapes grouped by group_id into one instance of several
 polygons, non-region shapes skipped, empty images, and the errors naming the file. (LabelMe polygons have no holes
 and LabelMe has no crowd flag, so neither is tested here.)"""
-import json
-
 import pytest
 
 from workbench.data.converters import convert, convert_labelme
 from workbench.errors import UserError
 
-from .conftest import write_image
-
-
-def shape(label: str, points: list, shape_type: str = "polygon", group_id: int | None = None) -> dict:
-    return {"label": label, "points": points, "group_id": group_id, "shape_type": shape_type, "flags": {}}
-
-
-def write_labelme(path, image_path: str, shapes: list, width: int = 48, height: int = 32) -> None:
-    path.write_text(json.dumps({"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": image_path,
-                                "imageData": None, "imageHeight": height, "imageWidth": width}))
+from tests.workbench.data.converters.writers import shape, write_image, write_labelme
 
 
 def labelme_set(root):

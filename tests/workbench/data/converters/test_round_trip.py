@@ -21,8 +21,7 @@ from workbench.data.converters.coco_instances import mask_polygons
 from workbench.data.shapes import make_shapes
 from workbench.evaluation.coco import evaluate_coco
 
-from .test_labelme import shape, write_labelme
-from .test_voc import voc_xml
+from tests.workbench.data.converters.writers import shape, voc_xml, write_labelme
 
 CLASSES = ["circle", "square", "triangle"]
 YOLO_TOLERANCE = 1e-3

@@ -5,16 +5,7 @@ import pytest
 from workbench.data.converters import convert, convert_voc
 from workbench.errors import UserError
 
-from .conftest import write_image
-
-
-def voc_xml(file_name: str, width: int, height: int, objects: list[tuple]) -> str:
-    """A VOC annotation; objects are (name, xmin, ymin, xmax, ymax, difficult)."""
-    boxes = "".join(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin>"
-                    f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
-                    for name, x0, y0, x1, y1, difficult in objects)
-    return (f"<annotation><folder>VOC</folder><filename>{file_name}</filename><size><width>{width}</width>"
-            f"<height>{height}</height><depth>3</depth></size>{boxes}</annotation>")
+from tests.workbench.data.converters.writers import voc_xml, write_image
 
 
 def voc_set(root, extra: dict | None = None):

@@ -6,7 +6,7 @@ from workbench.data.converters import convert, convert_yolo
 from workbench.data.converters.coco_instances import read_class_names
 from workbench.errors import UserError
 
-from .conftest import write_image
+from tests.workbench.data.converters.writers import write_image
 
 
 def yolo_set(root, extra_line: str | None = None):
