@@ -21,20 +21,20 @@ from workbench.errors import MissingFileError, UserError
 CITYSCAPES_ID_DIVISOR = 1000
 
 
+ID_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")  # PIL modes of single-channel integer images
+
+
 def read_id_mask(path: Path) -> np.ndarray:
     """The integer ids [H, W] of a single-channel mask PNG (8-bit, 16-bit or palette indices)."""
     try:
         with Image.open(path) as image:
-            if image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-                raise UserError(f"{path}: mask of mode {image.mode}; expected a single-channel integer-id image "
-                                f"(8-bit, 16-bit or palette)")
-            return np.asarray(image).astype(np.int64)
-    except FileNotFoundError as error:
-        raise MissingFileError(f"mask not found: {path}") from error
+            mode, ids = image.mode, np.asarray(image).astype(np.int64)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, UserError):
-            raise
         raise UserError(f"{path}: cannot read the mask ({error}); expected an integer-id PNG") from error
+    if mode not in ID_MODES:
+        raise UserError(f"{path}: mask of mode {mode}; expected a single-channel integer-id image (8-bit, 16-bit or "
+                        f"palette)")
+    return ids
 
 
 def mask_path(masks: Path, image: Path, mask_pattern: str, image_suffix: str) -> Path:
@@ -90,6 +90,9 @@ def convert_instance_masks(images: str | Path, masks: str | Path, mask_pattern: 
     for image in find_image_files(images):
         width, height = image_size(images / image)
         path = mask_path(masks, image, mask_pattern, image_suffix)
+        if not path.is_file():
+            raise MissingFileError(f"{path}: no such mask for image {images / image}; expected every image to have "
+                                   f"its mask, named by the mask pattern {mask_pattern!r}")
         ids = read_id_mask(path)
         if ids.shape != (height, width):
             raise UserError(f"{path}: mask is {ids.shape[1]}x{ids.shape[0]} but its image {images / image} is "

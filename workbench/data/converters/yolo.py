@@ -3,7 +3,8 @@
 - detection: `class cx cy w h`, a box without mask;
 - segmentation: `class x1 y1 x2 y2 ... xn yn`, a polygon of 3 points or more (box and area from the polygon).
 
-An image without a label file is an empty image (YOLO's background images). Image sizes come from the image headers.
+An image without a label file is an empty image (YOLO's background images); a label file without an image is
+skipped, counted. Image sizes come from the image headers.
 A line of another number of values, a class index outside the class list or a coordinate outside 0-1 is an error
 naming the file and line.
 """
@@ -72,10 +73,12 @@ def convert_yolo(images: str | Path, labels: str | Path, class_names: list[str])
     if not labels.is_dir():
         raise MissingFileError(f"label folder not found: {labels}")
     instances = CocoInstances(list(class_names))
+    unused = set(labels.rglob("*.txt"))
     for image in find_image_files(images):
         width, height = image_size(images / image)
         image_id = instances.add_image(image.as_posix(), width, height)
         path = labels / image.with_suffix(".txt")
+        unused.discard(path)
         if not path.is_file():
             instances.note("images without a label file: kept as empty images")
             continue
@@ -88,4 +91,5 @@ def convert_yolo(images: str | Path, labels: str | Path, class_names: list[str])
             else:
                 scale = [width, height] * (len(coordinates) // 2)
                 instances.add_polygons(image_id, index + 1, [[v * s for v, s in zip(coordinates, scale)]])
+    instances.note("label files without an image: skipped", len(unused))
     return instances

@@ -105,5 +105,12 @@ def test_a_broken_mask_or_image_is_an_error_naming_it(tmp_path):
 def test_a_missing_mask_is_named(tmp_path):
     images, masks = pennfudan(tmp_path)
     (masks / "Fudan1_mask.png").unlink()
-    with pytest.raises(UserError, match=r"mask not found: .*Fudan1_mask.png"):
+    with pytest.raises(UserError, match=r"Fudan1_mask.png: no such mask for image .*Fudan1.png"):
+        convert_instance_masks(images, masks, "{stem}_mask.png", class_name="person")
+
+
+def test_a_colour_mask_is_an_error(tmp_path):
+    images, masks = pennfudan(tmp_path)
+    Image.new("RGB", (WIDTH, HEIGHT)).save(masks / "Fudan0_mask.png")
+    with pytest.raises(UserError, match=r"Fudan0_mask.png: mask of mode RGB; expected a single-channel"):
         convert_instance_masks(images, masks, "{stem}_mask.png", class_name="person")

@@ -17,6 +17,7 @@ def yolo_set(root, extra_line: str | None = None):
     labels.mkdir(parents=True)
     (labels / "a.txt").write_text("0 0.25 0.5 0.5 1.0\n1 0.5 0 1 0 1 1\n" + (extra_line or ""))
     (labels / "c.txt").write_text("\n")
+    (labels / "classes.txt").write_text("box\ntriangle\n")  # as LabelImg writes it: no image, skipped
     return root / "images" / "train", labels
 
 
@@ -27,7 +28,8 @@ def test_yolo_boxes_and_polygons_become_pixels(tmp_path, read_clean):
     summary = convert("yolo", tmp_path / "out.json", images=images, labels=labels, class_names=names)
     assert summary["images"] == 3 and summary["empty_images"] == 2
     assert summary["instances"] == {"box": 1, "triangle": 1}
-    assert summary["notes"] == {"images without a label file: kept as empty images": 1}
+    assert summary["notes"] == {"images without a label file: kept as empty images": 1,
+                                "label files without an image: skipped": 1}
     content = read_clean(tmp_path / "out.json")
     box, triangle = content["annotations"]
     assert box["bbox"] == [0.0, 0.0, 20.0, 20.0] and "segmentation" not in box
