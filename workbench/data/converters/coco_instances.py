@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_util
 
@@ -73,7 +74,6 @@ def read_class_names(values: list[str]) -> list[str]:
         return list(values)
     path = Path(values[0])
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
         try:
             names = (yaml.safe_load(path.read_text()) or {}).get("names")
         except (yaml.YAMLError, AttributeError) as error:
@@ -133,11 +133,11 @@ class CocoInstances:
         if polygons and not iscrowd:
             outlines, has_holes = mask_polygons(mask)
             if outlines:
-                self.notes["masks with holes: filled in their polygons"] += has_holes
+                self.note("masks with holes: filled in their polygons", int(has_holes))
                 rle = polygons_rle(outlines, *mask.shape)
                 self._add(image_id, category_id, mask_util.toBbox(rle), mask_util.area(rle), 0, outlines)
                 return
-            self.notes["masks too thin for polygons: kept as RLE"] += 1
+            self.note("masks too thin for polygons: kept as RLE")
         segmentation = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
         self._add(image_id, category_id, mask_util.toBbox(rle), mask_util.area(rle), iscrowd, segmentation)
 
@@ -167,7 +167,8 @@ class CocoInstances:
                 "categories": self.categories}
 
     def summary(self) -> dict:
-        """Images, instances per category, crowd instances, and the notes (what was skipped or changed, counted)."""
+        """Images (and how many have no instance), instances per category (crowd regions apart), crowd regions, and
+        the notes (what was skipped or changed, counted)."""
         names = {category["id"]: category["name"] for category in self.categories}
         per_category = Counter(names[a["category_id"]] for a in self.annotations if not a["iscrowd"])
         return {"images": len(self.images), "empty_images": len(self.images) - len({a["image_id"] for a in
