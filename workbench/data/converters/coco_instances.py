@@ -127,28 +127,26 @@ class CocoInstances:
 
     def add_mask(self, image_id: int, category_id: int, mask: np.ndarray, iscrowd: int = 0,
                  polygons: bool = False) -> None:
-        """Adds an instance from its binary mask [H, W]: box and area from the mask; segmentation as an RLE, or as
-        polygons when asked (crowd regions stay RLEs, as in COCO; holes are filled, and counted)."""
-        rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
+        """Adds an instance from its binary mask [H, W]: segmentation as an RLE, box and area from it; or, when asked,
+        as polygons along the pixel edges (the mask's box and area, but holes filled, counted). Crowd regions stay
+        RLEs, as in COCO."""
         if polygons and not iscrowd:
             outlines, has_holes = mask_polygons(mask)
-            if outlines:
-                self.note("masks with holes: filled in their polygons", int(has_holes))
-                rle = polygons_rle(outlines, *mask.shape)
-                self._add(image_id, category_id, mask_util.toBbox(rle), mask_util.area(rle), 0, outlines)
-                return
-            self.note("masks too thin for polygons: kept as RLE")
+            self.note("masks with holes: filled in their polygons", int(has_holes))
+            self.add_polygons(image_id, category_id, outlines)
+            return
+        rle = mask_util.encode(np.asfortranarray(mask, dtype=np.uint8))
         segmentation = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
         self._add(image_id, category_id, mask_util.toBbox(rle), mask_util.area(rle), iscrowd, segmentation)
 
-    def add_polygons(self, image_id: int, category_id: int, polygons: list[list[float]], iscrowd: int = 0) -> None:
+    def add_polygons(self, image_id: int, category_id: int, polygons: list[list[float]]) -> None:
         """Adds an instance of one or more polygons [x1, y1, ...] in pixels: box from their points, area as
         pycocotools rasterises them."""
         image = self.images[image_id - 1]
         points = np.concatenate([np.reshape(polygon, (-1, 2)) for polygon in polygons])
         low, high = points.min(axis=0), points.max(axis=0)
         area = mask_util.area(polygons_rle(polygons, image["height"], image["width"]))
-        self._add(image_id, category_id, [*low, *(high - low)], area, iscrowd, [list(map(float, p)) for p in polygons])
+        self._add(image_id, category_id, [*low, *(high - low)], area, 0, [list(map(float, p)) for p in polygons])
 
     def add_box(self, image_id: int, category_id: int, bbox: list[float], iscrowd: int = 0) -> None:
         """Adds a box-only instance [x, y, w, h] (no segmentation); its area is the box's."""
