@@ -13,7 +13,7 @@ from workbench import cli
 from workbench.data.coco_files import read_annotation_file
 from workbench.tasks import dataset_conversion
 
-from tests.workbench.data.converters.writers import write_image
+from tests.workbench.data.converters.writers import shape, voc_xml, write_image, write_labelme
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,3 +54,24 @@ def test_a_bad_yolo_line_is_one_error_line_exit_2_and_no_file(tmp_path):
     assert result.returncode == cli.USER_ERROR_EXIT_CODE
     assert result.stderr.count("\n") == 1 and f"{tmp_path / 'labels' / 'a.txt'}:2: 4 numbers" in result.stderr
     assert not output.exists()
+
+
+def test_every_format_through_the_command_line(tmp_path, tool_parser):
+    write_image(tmp_path / "images" / "a.jpg", 48, 32)
+    (tmp_path / "xml").mkdir()
+    (tmp_path / "xml" / "a.xml").write_text(voc_xml("a.jpg", 48, 32, [("dog", 1, 1, 10, 10, 1)]))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "names.txt").write_text("cat\ndog\n")
+    write_labelme(tmp_path / "images" / "a.json", "a.jpg", [shape("dog", [[1, 1], [9, 1], [9, 9]])])
+    common = ["--images", str(tmp_path / "images"), "--output"]
+    runs = {"voc": ["voc", "--annotations", str(tmp_path / "xml"), "--discover-classes", "--difficult", "skip"],
+            "yolo": ["yolo", "--labels", str(tmp_path / "labels"), "--classes", str(tmp_path / "names.txt")],
+            "labelme": ["labelme", "--annotations", str(tmp_path / "images")]}
+    summaries = {name: cli.run(dataset_conversion.convert, tool_parser("convert_dataset"),
+                               argv + common + [str(tmp_path / f"{name}.json")]) for name, argv in runs.items()}
+    assert summaries["voc"]["instances"] == {"dog": 0} and summaries["voc"]["notes"] == {
+        "difficult objects: skipped": 1}
+    assert summaries["yolo"]["instances"] == {"cat": 0, "dog": 1}
+    assert summaries["labelme"]["instances"] == {"dog": 1}
+    assert all((tmp_path / f"{name}.json").is_file() for name in runs)

@@ -11,6 +11,7 @@ from workbench.data.converters.instance_masks import convert_instance_masks
 from workbench.data.converters.labelme import convert_labelme
 from workbench.data.converters.voc import convert_voc
 from workbench.data.converters.yolo import convert_yolo
+from workbench.errors import UserError
 
 CONVERTERS = {"masks": convert_instance_masks, "voc": convert_voc, "yolo": convert_yolo, "labelme": convert_labelme}
 
@@ -24,6 +25,8 @@ def convert(format_name: str, output: str | Path, val_fraction: float | None = N
         The summary: `files` written, `images`, `empty_images`, `instances` per category, `crowd`, and `notes`
         (what was skipped or changed, counted).
     """
+    if format_name not in CONVERTERS:
+        raise UserError(f"unknown dataset format {format_name!r}; expected one of {', '.join(CONVERTERS)}")
     instances = CONVERTERS[format_name](**options)
     files = write_instances(instances, output, val_fraction, seed)
     return {"files": files, **instances.summary()}
