@@ -106,6 +106,9 @@ def convert_labelme(annotations: str | Path, images: str | Path | None = None,
     entries = [read_labelme(path, images) for path in files]
     regions = sorted({shape["label"] for entry in entries for shape in entry["shapes"]
                       if (shape.get("shape_type") or "polygon") in REGION_TYPES})
+    if not (classes or regions):
+        raise UserError(f"{annotations}: no polygon, rectangle or circle in any LabelMe file; expected some, or the "
+                        f"class list given with --classes")
     instances = CocoInstances(list(classes) if classes else regions)
     for path, entry in zip(files, entries):
         image_id = instances.add_image(entry["file_name"], entry["width"], entry["height"])
