@@ -7,6 +7,7 @@ from torch import nn
 from .checkpoint import detect_format, load_weights, read_weights
 from .conventions import ARCHITECTURE_OPTIONS, conventions
 from .feature_extractors import feature_extractor_for
+from .normalization import in_unit_range
 from .hub import download_weights
 from .pretrained import PRETRAINED_CFGS, cifar_cfg, imagenet_cfg
 from .registry import register_backbone
@@ -59,7 +60,7 @@ def _create_resnet(
     state_dict, stated = read_weights(origin) if origin else (None, {})
     if origin:
         cfg = conventions(cfg, detect_format(state_dict, origin), origin, pretrained_tag is not None, kwargs, stated)
-    cfg = dict(cfg, **(pretrained_cfg_overlay or {}))
+    cfg = in_unit_range(dict(cfg, **(pretrained_cfg_overlay or {})))
     for option in ARCHITECTURE_OPTIONS:
         kwargs.setdefault(option, cfg[option])
     kwargs.setdefault("num_classes", cfg["num_classes"])

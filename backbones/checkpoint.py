@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .blocks import BASE_WIDTH, ZeroPadShortcut
+from .normalization import in_unit_range
 from .pretrained import PRETRAINED_CFGS
 from .safe_pickle import load_pickle
 
@@ -136,7 +137,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"cannot read checkpoint {path}: it holds a {type(state_dict).__name__}, "
                               "not a state dict")
     stated = content.get("conventions") if isinstance(content, Mapping) else None
-    return _as_tensors(state_dict, path), dict(stated) if isinstance(stated, Mapping) else {}
+    return _as_tensors(state_dict, path), in_unit_range(stated) if isinstance(stated, Mapping) else {}
 
 
 def _unreadable(path: str, error: Exception) -> str:

@@ -1,58 +1,15 @@
-"""Feature maps of the stem and the stages: timm's `feature_info` and the `features_only` wrapper."""
+"""Feature maps of the stem and the stages: timm's `feature_info` (timm's own `FeatureInfo`) and the
+`features_only` wrapper."""
 from collections.abc import Sequence
 
 import torch
+from timm.models import FeatureInfo
 from torch import nn
 
 from .freeze import freeze_stages
 from .fuse import FusedStages, foldable, needs_grad
 from .grad_checkpoint import run_stage
 from .layout import is_channels_last
-
-
-class FeatureInfo:
-    """Channels, reduction (stride) and module name of each feature map a model can return, as in timm.
-
-    Args:
-        info: one dict per available map, with keys `num_chs`, `reduction`, `module`.
-        out_indices: the maps selected for output.
-    """
-
-    def __init__(self, info: list[dict], out_indices: Sequence[int]):
-        self.info = info
-        self.out_indices = tuple(out_indices)
-
-    def _select(self, key: str, idx: int | Sequence[int] | None):
-        if idx is None:
-            return [self.info[i][key] for i in self.out_indices]
-        if isinstance(idx, Sequence):
-            return [self.info[i][key] for i in idx]
-        return self.info[idx][key]
-
-    def channels(self, idx: int | Sequence[int] | None = None):
-        """Channels of the selected maps (or of map `idx`)."""
-        return self._select("num_chs", idx)
-
-    def reduction(self, idx: int | Sequence[int] | None = None):
-        """Strides relative to the input of the selected maps (or of map `idx`)."""
-        return self._select("reduction", idx)
-
-    def module_name(self, idx: int | Sequence[int] | None = None):
-        """Names of the modules producing the selected maps (or map `idx`)."""
-        return self._select("module", idx)
-
-    def get_dicts(self) -> list[dict]:
-        """The info dicts of the selected maps."""
-        return [dict(self.info[i]) for i in self.out_indices]
-
-    def __getitem__(self, idx: int) -> dict:
-        return self.info[idx]
-
-    def __len__(self) -> int:
-        return len(self.info)
-
-    def __iter__(self):
-        return iter(self.info)
 
 
 def check_out_indices(out_indices: Sequence[int], num_maps: int) -> tuple[int, ...]:

@@ -1,7 +1,9 @@
 """Pretrained configurations (`name.tag`), as timm's `pretrained_cfg`: where the weights are and how inputs must look.
 
-`mean` and `std` are in the units of `pixel_range` (1.0: pixels in 0-1; 255.0: pixels in 0-255) and the channel
-order `channel_order`. A detector built on a backbone takes its input normalisation from here. `test_input_size`, where
+`mean` and `std` are in 0-1 units for every tag, as timm's (`timm.data.resolve_data_config` reads them), and in the
+channel order `channel_order`; our extra fields say what timm's transforms do not do: `channel_order` "BGR" (flip
+RGB images first) and `pixel_range` 255.0 (the weights were trained on 0-255 pixels: a std of 1/255 in 0-1 units is
+their mean subtraction only). A detector built on a backbone takes its input normalisation from here. `test_input_size`, where
 present (timm's field), is the size of evaluation when it is not the training `input_size`; with `crop_pct` it gives
 the resize of evaluation.
 """
@@ -9,12 +11,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-MSRA_BGR_MEAN = (103.530, 116.280, 123.675)
+# detectron2's PIXEL_MEAN of MSRA's Caffe weights, (103.530, 116.280, 123.675) on BGR 0-255 pixels, in 0-1 units
+MSRA_BGR_MEAN = IMAGENET_MEAN[::-1]
+# their PIXEL_STD of 1 on 0-255 pixels: mean subtraction only
+MSRA_BGR_STD = (1 / 255,) * 3
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/"
 DETECTRON2_FAIR_URL = "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/FAIR/"
-# ImageNet's std in BGR order and 0-255 units: detectron2's PIXEL_STD for FAIR's Caffe2-trained ResNeXt
-FAIR_BGR_STD = (57.375, 57.120, 58.395)
+# detectron2's PIXEL_STD of FAIR's Caffe2-trained ResNeXt, (57.375, 57.120, 58.395) on 0-255: ImageNet's, in BGR
+FAIR_BGR_STD = IMAGENET_STD[::-1]
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 # timm's IMAGENET_INCEPTION_MEAN / _STD: pixels scaled to -1..1
 INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)
@@ -47,7 +52,7 @@ def torchvision_cfg(file: str, top1: float, **overrides) -> dict:
 def msra_cfg(file: str, top1: float) -> dict:
     """The paper's Caffe weights as detectron2 ships them: caffe style, BGR, 0-255, mean subtraction only."""
     return imagenet_cfg(url=DETECTRON2_URL + file, file_format="caffe2", top1=top1, style="caffe", channel_order="BGR",
-                        pixel_range=255.0, mean=MSRA_BGR_MEAN, std=(1.0, 1.0, 1.0), source="MSRA via detectron2")
+                        pixel_range=255.0, mean=MSRA_BGR_MEAN, std=MSRA_BGR_STD, source="MSRA via detectron2")
 
 
 def fair_cfg(file: str) -> dict:

@@ -2,7 +2,7 @@
 
 Images given to a detector are always RGB float tensors in 0-1, as in torchvision. Weights trained on other inputs
 say so in their `pretrained_cfg`: MSRA Caffe weights expect BGR pixels in 0-255 with the mean subtracted only
-(`channel_order="BGR"`, `pixel_range=255`, `std=(1, 1, 1)`).
+(`channel_order="BGR"`, `pixel_range=255`, and in 0-1 units `mean=(0.406, 0.456, 0.485)`, `std=(1/255,) * 3`).
 """
 from collections.abc import Mapping
 

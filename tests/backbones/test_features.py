@@ -2,6 +2,7 @@
 import copy
 
 import pytest
+import timm.models
 import torch
 import torchvision
 from torchvision.models._utils import IntermediateLayerGetter
@@ -84,3 +85,9 @@ def test_channels_last_gives_the_same_maps_and_gradients_on_the_gpu(fused):
             assert (got.float() - want.float()).abs().max() <= tolerance * want.float().abs().max()
         got, want = channels_last.layer4[0].conv1.weight.grad, contiguous.layer4[0].conv1.weight.grad
         assert (got - want).abs().max() <= tolerance * want.abs().max()
+
+
+def test_feature_info_is_timms_own():
+    model = backbones.create_backbone("resnet18", features_only=True, out_indices=(1, 3))
+    assert isinstance(model.feature_info, timm.models.FeatureInfo)
+    assert model.feature_info.channels() == [64, 256] and model.feature_info.reduction() == [4, 16]

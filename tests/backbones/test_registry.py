@@ -73,7 +73,9 @@ def test_fair_resnext_tag_expects_bgr_pixels_in_0_255():
     cfg = model.pretrained_cfg
     assert cfg["url"] == "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/FAIR/X-101-32x8d.pkl"
     assert (cfg["file_format"], cfg["channel_order"], cfg["pixel_range"]) == ("caffe2", "BGR", 255.0)
-    assert cfg["mean"] == (103.530, 116.280, 123.675) and cfg["std"] == (57.375, 57.120, 58.395)
+    # detectron2's PIXEL_MEAN (103.530, 116.280, 123.675) and PIXEL_STD (57.375, 57.120, 58.395), in 0-1 units
+    assert cfg["mean"] == pytest.approx([m / 255 for m in (103.530, 116.280, 123.675)])
+    assert cfg["std"] == pytest.approx([s / 255 for s in (57.375, 57.120, 58.395)])
     assert model.layer2[0].conv1.stride == (1, 1) and model.layer2[0].conv2.stride == (2, 2)  # STRIDE_IN_1X1=False
     assert model.layer2[0].conv2.groups == 32 and model.layer2[0].conv2.out_channels == 512
 

@@ -4,15 +4,19 @@ import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 import heads
-from backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD, MSRA_BGR_MEAN
+from backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD, MSRA_BGR_MEAN, MSRA_BGR_STD
 
-MSRA = dict(mean=MSRA_BGR_MEAN, std=(1.0, 1.0, 1.0), channel_order="BGR", pixel_range=255.0)
+DETECTRON2_PIXEL_MEAN = (103.530, 116.280, 123.675)  # detectron2's MSRA normalisation, on BGR 0-255 pixels
+MSRA = dict(mean=MSRA_BGR_MEAN, std=MSRA_BGR_STD, channel_order="BGR", pixel_range=255.0)
+# as our checkpoints stated it before mean and std were in 0-1 units
+MSRA_LEGACY = dict(mean=DETECTRON2_PIXEL_MEAN, std=(1.0, 1.0, 1.0), channel_order="BGR", pixel_range=255.0)
 
 
-def test_bgr_0_255_normalisation_matches_doing_it_by_hand():
+@pytest.mark.parametrize("cfg", [MSRA, MSRA_LEGACY], ids=["0-1 units", "legacy 0-255 units"])
+def test_bgr_0_255_normalisation_is_detectron2s(cfg):
     image = torch.rand(3, 32, 48)
-    by_hand = (image.flip(0) * 255 - torch.tensor(MSRA_BGR_MEAN)[:, None, None]) / 1.0
-    normalised = heads.RCNNTransform(128, 128, MSRA).normalize(image)
+    by_hand = image.flip(0) * 255 - torch.tensor(DETECTRON2_PIXEL_MEAN)[:, None, None]
+    normalised = heads.RCNNTransform(128, 128, cfg).normalize(image)
     torch.testing.assert_close(normalised, by_hand, rtol=1e-5, atol=1e-4)
 
 
@@ -26,7 +30,7 @@ def test_rgb_normalisation_is_torchvisions():
 def test_detector_takes_normalisation_from_the_backbone_tag():
     model = heads.faster_rcnn("resnet50.msra_in1k", num_classes=3)
     assert model.transform.channel_order == "BGR"
-    torch.testing.assert_close(model.transform.image_mean, [m / 255 for m in MSRA_BGR_MEAN])
+    torch.testing.assert_close(model.transform.image_mean, [m / 255 for m in DETECTRON2_PIXEL_MEAN])
     assert model.pretrained_cfg["style"] == "caffe"
     default = heads.faster_rcnn("resnet18", num_classes=3)
     assert default.transform.channel_order == "RGB" and default.transform.image_std == list(IMAGENET_STD)

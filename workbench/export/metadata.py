@@ -2,7 +2,7 @@
 extra file "workbench.json" of a TorchScript archive.
 
 Keys: `format_version`, `format` ("onnx" / "torchscript"), `kind` ("backbone", "classifier", "faster_rcnn",
-"mask_rcnn"), `architecture`, `normalization` (mean, std in units of pixel_range, channel_order, pixel_range: what
+"mask_rcnn"), `architecture`, `normalization` (mean and std in 0-1 units, channel_order, pixel_range: what
 a backbone's or classifier's caller applies, what a detector applies itself to RGB 0-1 images), `inputs` and
 `outputs` (name, shape with named dynamic axes, description), `call` (how the module is called), `torch`; per kind:
 backbones `out_indices`, `channels`, `reductions`; classifiers `num_classes`, `class_names`; detectors

@@ -56,7 +56,7 @@ class ExportSubject:
 
     @property
     def normalization(self) -> dict:
-        """mean, std (in units of `pixel_range`), channel_order and pixel_range of the inputs: what a backbone or a
+        """mean, std (0-1 units), channel_order and pixel_range of the inputs: what a backbone or a
         classifier expects its callers to apply, what a detector applies itself to RGB 0-1 images."""
         return self.description["normalization"]
 
