@@ -1,7 +1,5 @@
 """The scale of every pyramid level and the mapper of RoIs to levels, as torchvision's MultiScaleRoIAlign infers
 them (its private `torchvision.ops.poolers._setup_scales`), for a torchvision without that helper."""
-import math
-
 import torch
 from torch import Tensor
 from torchvision.ops.poolers import LevelMapper
@@ -21,7 +19,7 @@ def pyramid_scales(features: list[Tensor], image_shapes: list[tuple[int, int]], 
     height = 0
     for shape in image_shapes:
         height = max(height, shape[0])
-    # in float32, as torchvision rounds the logarithm
-    scales = [2 ** float(torch.tensor(float(f.shape[-2]) / float(height)).log2().round()) for f in features]
-    return scales, LevelMapper(int(-math.log2(scales[0])), int(-math.log2(scales[-1])), canonical_scale=canonical_scale,
-                               canonical_level=canonical_level)
+    # the logarithm in float32, as torchvision rounds it
+    exponents = [int(torch.tensor(float(f.shape[-2]) / float(height)).log2().round()) for f in features]
+    return [2.0**e for e in exponents], LevelMapper(-exponents[0], -exponents[-1], canonical_scale=canonical_scale,
+                                                    canonical_level=canonical_level)

@@ -1,11 +1,15 @@
 """A detector on a torch without the oneDNN operators and a torchvision without the private helpers it uses
 (`_setup_scales`, `_resize_image_and_masks`): the fast path gives the detections of the fast and of the plain path
-within the fast path's tolerances, the plain path torchvision's to the bit."""
+within the fast path's tolerances, the plain path torchvision's to the bit; the own helpers give torchvision's
+results, scripted too."""
 import copy
 import logging
 from unittest import mock
 
+import pytest
 import torch
+from torchvision.models.detection.transform import _resize_image_and_masks as torchvision_resize
+from torchvision.ops import poolers
 
 import heads
 from backbones.packed_conv import PackedConv2d
@@ -53,3 +57,21 @@ def test_mask_rcnn_without_private_operators_and_helpers(fast_options, drop_oned
     assert_same_detections(got, fast, FAST)
     assert_same_detections(got, exact, FAST)
     assert_same_detections(got_plain, exact, EXACT)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_own_helpers_give_torchvisions_results_eager_and_scripted():
+    maps = [torch.zeros(1, 1, 200 // 2**k, 152 // 2**k) for k in range(2, 6)]
+    image_shapes = [(800, 600), (797, 608)]
+    for own in (pyramid_scales, torch.jit.script(pyramid_scales)):
+        scales, mapper = own(maps, image_shapes, 224, 4)
+        want_scales, want_mapper = poolers._setup_scales(maps, image_shapes, 224, 4)
+        assert scales == want_scales and (mapper.k_min, mapper.k_max) == (want_mapper.k_min, want_mapper.k_max)
+
+    torch.manual_seed(0)
+    image, masks = torch.rand(3, 97, 130), (torch.rand(2, 97, 130) > 0.5).to(torch.uint8)
+    for own, fixed_size in ((resize_image_and_masks, None), (resize_image_and_masks, (61, 47)),
+                            (torch.jit.script(resize_image_and_masks), (61, 47))):
+        got = own(image, 128, 160, {"masks": masks.clone()}, fixed_size)
+        want = torchvision_resize(image, 128, 160, {"masks": masks.clone()}, fixed_size)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1]["masks"], want[1]["masks"])
