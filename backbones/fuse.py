@@ -8,7 +8,7 @@ Two ways in:
   - where nothing needs gradients (eval, or frozen stages while training), from folded weights it caches and
     rebuilds whenever a weight or statistic changes; on CPU with oneDNN the cached weights are packed once for the
     input's shape, and ReLU and the residual addition run inside the convolution (oneDNN post-ops) on
-    channels-last maps;
+    channels-last maps; a torch without those operators runs the folded weights through F.conv2d;
   - where gradients are needed, the modules run as they are (folding on the fly, weight x scale, measured no
     faster on a 2-core AVX2 CPU).
   Outputs agree with the unfolded path within float rounding (about 1e-6 relative).
@@ -20,6 +20,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
 
 from .blocks import BasicBlock, Bottleneck
+from .capabilities import onednn_convolutions
 from .layout import is_channels_last
 
 # (convolution, norm) pairs by attribute name, in the stem and in every block
@@ -110,10 +111,10 @@ def _projection(block: nn.Module) -> tuple[nn.Conv2d, nn.Module] | None:
 
 
 def onednn_fusion_available(x: torch.Tensor) -> bool:
-    """Whether convolution + bias + ReLU / + residual + ReLU can run as one oneDNN call on `x` (float32 CPU)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
-            and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+    """Whether convolution + bias + ReLU / + residual + ReLU can run as one oneDNN call on `x` (float32 CPU): oneDNN
+    is on and torch has its operators (`backbones.capabilities.onednn_convolutions`)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.enabled
+            and not torch.is_autocast_enabled("cpu") and onednn_convolutions())
 
 
 def version(tensor: torch.Tensor) -> int:

@@ -133,9 +133,11 @@ def set_fast_inference(model: nn.Module, enable: bool = True) -> nn.Module:
     """Turns the CPU inference speed-ups of a detector on (the default) or off, in place.
 
     On: the backbone folds running-statistics BatchNorm into its convolutions (`FeatureExtractor.set_fused`) and
-    every other convolution runs channels-last with a packed oneDNN weight (`backbones.packed_conv`). Boxes and
-    scores then differ from the plain path by float rounding (about 1e-5 relative); off gives torchvision's
-    detections to the last bit. In training only frozen stages change: folded, they agree to float rounding.
+    every other convolution runs channels-last with a packed oneDNN weight (`backbones.packed_conv`); on a torch
+    without those oneDNN operators (`backbones.capabilities`) the folded weights run through F.conv2d and the other
+    convolutions stay plain. Boxes and scores then differ from the plain path by float rounding (about 1e-5
+    relative); off gives torchvision's detections to the last bit. In training only frozen stages change: folded,
+    they agree to float rounding.
     """
     for module in model.modules():
         if isinstance(module, FeatureExtractor):

@@ -21,15 +21,14 @@ import torchvision
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
-from torchvision.ops.poolers import (
-    LevelMapper,
-    _convert_to_roi_format,
-    _filter_input,
-    _multiscale_roi_align,
-    _setup_scales,
-)
+from torchvision.ops.poolers import LevelMapper
 
+from backbones.capabilities import private_symbol
 from backbones.layout import is_channels_last
+
+from .pyramid_scales import pyramid_scales
+
+_setup_scales = private_symbol("torchvision.ops.poolers", "_setup_scales", pyramid_scales)
 
 DTYPES = (torch.float32, torch.float64)
 # Below this many samples per map pixel, transposing a map that is not channels-last costs more than it saves:
@@ -65,7 +64,21 @@ def _as_rois(boxes: Tensor | list[Tensor]) -> Tensor:
         if boxes.dim() != 2 or boxes.shape[1] != 5:
             raise ValueError(f"boxes as one tensor must be [K, 5], got {list(boxes.shape)}")
         return boxes
+    return _rois_of_images(boxes)
+
+
+def _rois_of_images(boxes: list[Tensor]) -> Tensor:
+    """Tensor[K, 5] (batch index, x1, y1, x2, y2) from one Tensor[L, 4] per image."""
     return torch.cat([torch.cat([torch.full_like(b[:, :1], i), b], dim=1) for i, b in enumerate(boxes)])
+
+
+def _selected_maps(x: dict[str, Tensor], names: list[str]) -> list[Tensor]:
+    """The maps of `x` named in `names`, in the order of `x`."""
+    maps: list[Tensor] = []
+    for name, feature in x.items():
+        if name in names:
+            maps.append(feature)
+    return maps
 
 
 def _axis_samples(start: Tensor, length: Tensor, bins: int, sampling_ratio: int, size: int) -> tuple[Tensor, Tensor]:
@@ -155,20 +168,20 @@ def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tu
     return _roi_align(input, _as_rois(boxes), _pair(output_size), spatial_scale, sampling_ratio, aligned).contiguous()
 
 
-def _aligned_levels(features: list[Tensor], boxes: list[Tensor], output_size: list[int], sampling_ratio: int,
-                    scales: list[float] | None, mapper: LevelMapper | None) -> Tensor:
-    """torchvision's `_multiscale_roi_align` with aligned=True, for TorchScript (torchvision's has no `aligned`)."""
+def _scripted_levels(features: list[Tensor], boxes: list[Tensor], output_size: list[int], sampling_ratio: int,
+                     scales: list[float] | None, mapper: LevelMapper | None, aligned: bool) -> Tensor:
+    """torchvision's (private) `_multiscale_roi_align` as it runs scripted, with an `aligned` option."""
     if scales is None or mapper is None:
         raise ValueError("scales and mapper should not be None")
-    rois = _convert_to_roi_format(boxes)
+    rois = _rois_of_images(boxes)
     if len(features) == 1:
-        return torchvision.ops.roi_align(features[0], rois, output_size, scales[0], sampling_ratio, True)
+        return torchvision.ops.roi_align(features[0], rois, output_size, scales[0], sampling_ratio, aligned)
     levels = mapper(boxes)
     result = torch.zeros((len(rois), features[0].shape[1], output_size[0], output_size[1]), dtype=features[0].dtype,
                          device=features[0].device)
     for level, (feature, scale) in enumerate(zip(features, scales)):
         in_level = torch.where(levels == level)[0]
-        pooled = torchvision.ops.roi_align(feature, rois[in_level], output_size, scale, sampling_ratio, True)
+        pooled = torchvision.ops.roi_align(feature, rois[in_level], output_size, scale, sampling_ratio, aligned)
         result.index_put_((in_level,), pooled.to(result.dtype))
     return result
 
@@ -197,16 +210,13 @@ class MultiScaleRoIAlign(torchvision.ops.MultiScaleRoIAlign):
         self.aligned = aligned
 
     def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
-        features = _filter_input(x, self.featmap_names)
+        features = _selected_maps(x, self.featmap_names)
         if self.scales is None or self.map_levels is None:
             self.scales, self.map_levels = _setup_scales(features, image_shapes, self.canonical_scale,
                                                          self.canonical_level)
         if torch.jit.is_scripting():  # torchvision's pooling, what the exact path computes; the rest is eager only
-            if self.aligned:
-                return _aligned_levels(features, boxes, self.output_size, self.sampling_ratio, self.scales,
-                                       self.map_levels)
-            return _multiscale_roi_align(features, boxes, self.output_size, self.sampling_ratio, self.scales,
-                                         self.map_levels)
+            return _scripted_levels(features, boxes, self.output_size, self.sampling_ratio, self.scales,
+                                    self.map_levels, self.aligned)
         layout = torch.channels_last if self._channels_last_output(features[0]) else torch.contiguous_format
         rois = _as_rois(boxes)
         if len(features) == 1:

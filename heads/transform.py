@@ -7,14 +7,42 @@ say so in their `pretrained_cfg`: MSRA Caffe weights expect BGR pixels in 0-255 
 from collections.abc import Mapping
 
 import torch
-from torchvision.models.detection.transform import (
-    GeneralizedRCNNTransform,
-    _resize_image_and_masks,
-    resize_boxes,
-    resize_keypoints,
-)
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes, resize_keypoints
 
+from backbones.capabilities import private_symbol
 from backbones.normalization import unit_range_normalization
+
+
+def resize_image_and_masks(image: Tensor, short_side: int, max_size: int, target: dict[str, Tensor] | None = None,
+                           fixed_size: tuple[int, int] | None = None) -> tuple[Tensor, dict[str, Tensor] | None]:
+    """torchvision's private `_resize_image_and_masks` as `RCNNTransform` calls it (eager, or scripted with a
+    `fixed_size`), for a torchvision without it: the image bilinear, the target's masks nearest.
+
+    Args:
+        short_side: the shorter side's size, unless the longer one would then exceed `max_size`.
+        fixed_size: (width, height) to resize to instead.
+    """
+    size: list[int] | None = None
+    scale: float | None = None
+    recompute_scale: bool | None = None
+    if fixed_size is not None:
+        size = [fixed_size[1], fixed_size[0]]
+    else:
+        height, width = image.shape[-2:]
+        scale = min(short_side / min(height, width), max_size / max(height, width))
+        recompute_scale = True
+    image = F.interpolate(image[None], size=size, scale_factor=scale, mode="bilinear",
+                          recompute_scale_factor=recompute_scale, align_corners=False)[0]
+    if target is not None and "masks" in target:
+        target["masks"] = F.interpolate(target["masks"][:, None].float(), size=size, scale_factor=scale,
+                                        recompute_scale_factor=recompute_scale)[:, 0].byte()
+    return image, target
+
+
+_resize_image_and_masks = private_symbol("torchvision.models.detection.transform", "_resize_image_and_masks",
+                                         resize_image_and_masks)
 
 
 class RCNNTransform(GeneralizedRCNNTransform):
@@ -37,8 +65,8 @@ class RCNNTransform(GeneralizedRCNNTransform):
         fixed_size: tuple[int, int] | None = None, skip_resize_in_training: bool = False,
     ):
         mean, std, channel_order = unit_range_normalization(pretrained_cfg)
-        super().__init__(min_size, max_size, mean, std, size_divisible, fixed_size,
-                         _skip_resize=skip_resize_in_training)
+        super().__init__(min_size, max_size, mean, std, size_divisible, fixed_size)
+        self._skip_resize = skip_resize_in_training  # torchvision's attribute name, its keyword being private
         self.channel_order = channel_order
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:

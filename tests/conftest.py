@@ -1,5 +1,6 @@
 """Shared fixtures: tiny shapes datasets (detection and classification), the overrides that make a detector or a
-classifier CPU-quick, a free port, and the arguments a tool's command line parses."""
+classifier CPU-quick, a free port, the arguments a tool's command line parses, and a torch without the oneDNN
+operators of the fast paths."""
 import argparse
 import importlib.util
 import socket
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from backbones import capabilities, fuse, packed_conv
 from workbench.data.shapes import make_shapes
 from workbench.data.shapes_classification import make_shapes_cls
 
@@ -88,3 +90,21 @@ class WritesAFile:
 def planted_payload():
     """`planted_payload(path)`: an object whose unpickling would create `path`."""
     return WritesAFile
+
+
+@pytest.fixture
+def drop_onednn(monkeypatch):
+    """`drop_onednn()`: from then on torch lacks `torch.ops.mkldnn._reorder_convolution_weight`, as far as
+    `backbones.capabilities` can tell, and packing a weight for oneDNN fails the test."""
+    def packing_fails(*args, **kwargs):
+        raise AssertionError("a weight was packed for oneDNN although its operators are missing")
+
+    def drop():
+        monkeypatch.setattr(capabilities, "has_operator", lambda namespace, name, overload="default":
+                            name != "_reorder_convolution_weight")
+        monkeypatch.setattr(fuse, "pack_weight", packing_fails)
+        monkeypatch.setattr(packed_conv, "pack_weight", packing_fails)
+        capabilities.onednn_convolutions.cache_clear()
+
+    yield drop
+    capabilities.onednn_convolutions.cache_clear()

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from backbones import create_backbone
+from backbones.capabilities import onednn_convolutions
 from backbones.packed_conv import PackedConv2d, PackedConvTranspose2d, clear_weight_caches, pack_convolutions
 
 CONVOLUTIONS = [
@@ -17,6 +18,8 @@ CONVOLUTIONS = [
     dict(in_channels=8, out_channels=8, kernel_size=3, padding=2, dilation=2, groups=4),
     dict(in_channels=8, out_channels=4, kernel_size=7, stride=2, padding=3),
 ]
+# without them pack_convolutions keeps the plain modules (tests/backbones/test_capabilities.py)
+needs_onednn = pytest.mark.skipif(not onednn_convolutions(), reason="torch lacks the oneDNN operators")
 
 
 def packed_pair(module: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -26,6 +29,7 @@ def packed_pair(module: nn.Module) -> tuple[nn.Module, nn.Module]:
     return module, pack_convolutions(copy.deepcopy(module))
 
 
+@needs_onednn
 @pytest.mark.parametrize("options", CONVOLUTIONS)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_packed_convolution_infers_as_the_plain_one(options, channels_last):
@@ -37,10 +41,10 @@ def test_packed_convolution_infers_as_the_plain_one(options, channels_last):
     with torch.inference_mode():
         got, want = packed(x), plain(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    if torch.backends.mkldnn.is_available():
-        assert got.is_contiguous(memory_format=torch.channels_last)
+    assert got.is_contiguous(memory_format=torch.channels_last)
 
 
+@needs_onednn
 def test_the_deconvolution_of_a_mask_head_infers_as_the_plain_one():
     plain, packed = packed_pair(nn.Sequential(nn.ConvTranspose2d(8, 8, 2, 2), nn.ReLU(), nn.Conv2d(8, 3, 1)))
     assert type(packed[0]) is PackedConvTranspose2d and type(packed[2]) is PackedConv2d
@@ -73,6 +77,7 @@ def test_the_cache_follows_the_weights_and_the_input_shape():
         torch.testing.assert_close(packed(x), 3 * plain(x), rtol=1e-4, atol=1e-4)
 
 
+@needs_onednn
 def test_packing_keeps_the_state_dict_and_unpacks():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ConvTranspose2d(4, 4, 2, 2))
     keys = list(model.state_dict())
@@ -91,6 +96,7 @@ class Skipped(nn.Sequential):
     pass
 
 
+@needs_onednn
 def test_skipped_modules_keep_their_convolutions():
     inner = Skipped(nn.Conv2d(3, 3, 1))
     model = nn.Sequential(inner, nn.Conv2d(3, 3, 1))
@@ -98,6 +104,7 @@ def test_skipped_modules_keep_their_convolutions():
     assert type(inner[0]) is nn.Conv2d and type(model[1]) is PackedConv2d
 
 
+@needs_onednn
 def test_clear_weight_caches_drops_packed_and_folded_weights_and_they_come_back():
     backbone = create_backbone("resnet18", features_only=True).eval()
     head = pack_convolutions(nn.Conv2d(512, 8, 1))

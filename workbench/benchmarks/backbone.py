@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
-from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FrozenBatchNorm2d
 
 import backbones
@@ -108,8 +108,9 @@ def build_models(name: str, mode: str, weights: Path) -> dict[str, nn.Module]:
     if mode == "train":
         freeze_stem_and_stage1(reference)
         peer_timm = freeze_stem_and_stage1(timm.layers.freeze_batch_norm_2d(peer_timm))
-    return {OURS: ours, UNFUSED: copy.deepcopy(ours).set_fused(False),
-            "torchvision": IntermediateLayerGetter(reference, RETURN_LAYERS), "timm": peer_timm}
+    # torchvision's detector body (its IntermediateLayerGetter, a private class), reached through public BackboneWithFPN
+    body = BackboneWithFPN(reference, RETURN_LAYERS, ours.feature_info.channels(), out_channels=256).body
+    return {OURS: ours, UNFUSED: copy.deepcopy(ours).set_fused(False), "torchvision": body, "timm": peer_timm}
 
 
 def as_list(outputs) -> list[torch.Tensor]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
-from torchvision.models.detection.transform import _fake_cast_onnx, _get_shape_onnx
+from torch.onnx.operators import shape_as_tensor
 
 import backbones
 import heads
@@ -42,17 +42,18 @@ class TracedEagerSizedTransform(RCNNTransform):
 
     def resize(self, image: Tensor, target: dict[str, Tensor] | None = None
                ) -> tuple[Tensor, dict[str, Tensor] | None]:
-        if not torchvision._is_tracing() or target is not None or self.fixed_size is not None:
+        if not torch.jit.is_tracing() or target is not None or self.fixed_size is not None:
             return super().resize(image, target)
-        shape = _get_shape_onnx(image).to(torch.float64)
+        shape = shape_as_tensor(image)[-2:].to(torch.float64)
         # eager's scale, min(short side / min(h, w), max size / max(h, w)), as divisions of float64 vectors: the
         # exporter turns a number divided by a tensor into a reciprocal times the number, and computes 0-dim
         # constants in float32, both of which round differently (128 * (1 / 97) * 97 < 128)
         limits = torch.tensor([float(self.min_size[-1]), float(self.max_size)], dtype=torch.float64)
         scale = (limits / torch.stack([shape.min(), shape.max()])).min()
         factors = ((torch.floor(shape * scale) + 0.5) / shape).to(torch.float32)
-        image = F.interpolate(image[None], scale_factor=(_fake_cast_onnx(factors[0]), _fake_cast_onnx(factors[1])),
-                              mode="bilinear", recompute_scale_factor=True, align_corners=False)[0]
+        # tensors for floats, as torchvision's traced resize passes them: the graph keeps them dynamic
+        image = F.interpolate(image[None], scale_factor=(factors[0], factors[1]), mode="bilinear",
+                              recompute_scale_factor=True, align_corners=False)[0]
         return image, target
 
 
