@@ -31,9 +31,8 @@ PRETRAINED_EVAL = dict(CLASSIFICATION_DEFAULTS["data"], eval_crop="pretrained")
 
 
 def train(output_dir, overrides, resume=False):
-    args = trainer.args_parser("", "").parse_args(
-        ["--config", CONFIG, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
-    return trainer.run(args, CLASSIFICATION_DEFAULTS, ClassificationTask)
+    config = trainer.resolve_config(CLASSIFICATION_DEFAULTS, CONFIG, overrides, str(output_dir))
+    return trainer.run(config, ClassificationTask, resume)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from workbench.cli import training
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import trainer
 from workbench.tasks import detection_evaluation
@@ -22,9 +23,8 @@ CONFIG = "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml"
 
 
 def train(config, output_dir, overrides, resume=False):
-    args = trainer.args_parser("", "").parse_args(
-        ["--config", config, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
-    return trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+    return trainer.run(trainer.resolve_config(DETECTION_DEFAULTS, config, overrides, str(output_dir)), DetectionTask,
+                       resume)
 
 
 @pytest.mark.parametrize("kind, neck", [("mask_rcnn", "fpn"), ("faster_rcnn", "c4")])
@@ -135,9 +135,9 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line_naming_it(tmp_path, 
 
 
 def test_print_config_shows_the_merged_config(capsys):
-    args = trainer.args_parser("", "").parse_args(
+    args = training.args_parser("", "").parse_args(
         ["--config", "configs/faster_rcnn_r101_c4_coco.yaml", "--print-config", "solver.lr=0.005"])
-    trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+    training.train(args, DETECTION_DEFAULTS, DetectionTask)
     printed = capsys.readouterr().out
     assert "neck: c4" in printed and "lr: 0.005" in printed and "backbone: resnet101.msra_in1k" in printed
 
