@@ -2,9 +2,9 @@
 parsed arguments into calls of the library, which takes configs and objects and raises exceptions.
 
 `run`: a user's error is one line on stderr and exit code 2, never a traceback; a `TrainingStopped` is one line and
-exit code 1. A user's error is a `workbench.errors.UserError`, or a `backbones.CheckpointError` (a weights file that cannot be
-read or does not fit the model). `--debug` (or the environment variable WORKBENCH_DEBUG=1) shows the traceback of a
-user error too; errors in our own code always show theirs.
+exit code 1. A user's error is a `workbench.errors.UserError`, or a `backbones.CheckpointError` (a weights file that
+cannot be read or does not fit the model). `--debug` (or the environment variable WORKBENCH_DEBUG=1) shows the
+traceback of a user error too; errors in our own code always show theirs.
 """
 import argparse
 import os

@@ -243,4 +243,3 @@ def make_shapes(out_dir: str | Path, num_train: int, num_val: int, seed: int, si
         summary["num_images"][split] = len(dataset["images"])
         summary["num_annotations"][split] = len(dataset["annotations"])
     return summary
-

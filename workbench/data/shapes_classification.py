@@ -129,4 +129,3 @@ def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 
             Image.fromarray(pixels).save(root / split / name / f"{index:06d}.png", compress_level=1)
     (root / MARKER).write_text("\n".join(CLASSES) + "\n")
     return root
-

@@ -17,12 +17,12 @@ import backbones
 import heads
 from backbones.pretrained import PRETRAINED_CFGS
 from tests.backbones.weight_files import randomised, save_pickle, to_caffe2
+from workbench.cli import evaluation
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.data import classification_transforms
 from workbench.data.classification_transforms import ten_crop_transform
 from workbench.engine import checkpoints, trainer
 from workbench.evaluation.classifier import evaluate_classifier
-from workbench.tasks import classification_evaluation
 from workbench.tasks.classification import ClassificationTask, eval_sizes
 
 CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
@@ -38,7 +38,7 @@ def train(output_dir, overrides, resume=False):
 @pytest.fixture
 def evaluate(tool_args):
     """eval_cls.py's evaluation of a command line."""
-    return lambda arguments: classification_evaluation.evaluate(tool_args("eval_cls", arguments))
+    return lambda arguments: evaluation.evaluate_classifier(tool_args("eval_cls", arguments))
 
 
 @pytest.fixture(scope="module")
