@@ -51,8 +51,7 @@ def run(tool_args):
     return lambda arguments: prediction.predict(tool_args("predict", arguments))
 
 
-def test_detector_writes_coco_results_and_a_picture_per_image(run, tool_args, detector_checkpoint, images, tmp_path,
-                                                              caplog):
+def test_detector_writes_coco_results_and_a_picture_per_image(run, detector_checkpoint, images, tmp_path, caplog):
     """The JSON holds exactly the model's detections above the threshold, as COCO results with file and category
     names and RLE masks; the unreadable file is named and counted."""
     output_dir = tmp_path / "out"
