@@ -1,5 +1,6 @@
-"""The training skeleton that detection and classification share: the config, the model wrapped
-for SyncBN and DDP, optimizer, schedule and resume, the seeded batches, the loop, the curves and the final report.
+"""The training skeleton that detection and classification share: the config, the model wrapped for SyncBN and DDP,
+optimizer, schedule and resume, the seeded batches, the loop, the curves and the final report. The command line is
+`workbench.cli.training`.
 
 A `Task` says what differs: how to build the model and the data, the training step, the evaluation and the report.
 """
