@@ -21,7 +21,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return backbone_table.print_backbone_table(args)
+    return backbone_table.print_backbone_table(args.filter, args.size)
 
 
 if __name__ == "__main__":

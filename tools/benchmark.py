@@ -21,18 +21,18 @@ Examples:
 """
 import argparse
 
-import workbench.benchmarks
 from workbench import cli
+from workbench.cli import benchmark
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    workbench.benchmarks.add_cases(parser.add_subparsers(dest="command", required=True))
+    benchmark.add_cases(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    return workbench.benchmarks.run_benchmark(args)
+    return benchmark.run_benchmark(args)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ Examples:
 import argparse
 
 from workbench import cli
+from workbench.cli import conversion
 from workbench.data.converters.voc import DIFFICULT_CHOICES
-from workbench.tasks import dataset_conversion
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     masks.add_argument("--image-suffix", default="", help="end of an image's stem its mask lacks (_leftImg8bit)")
     classes = masks.add_mutually_exclusive_group(required=True)
     classes.add_argument("--class-name", help="the class of every instance (every non-zero id is one instance)")
-    classes.add_argument("--class-ids", nargs="+", type=dataset_conversion.class_id_pair, metavar="ID=NAME",
+    classes.add_argument("--class-ids", nargs="+", type=conversion.class_id_pair, metavar="ID=NAME",
                          help="class ids under Cityscapes' rule: id // --id-divisor is the class, ids below it crowd")
     masks.add_argument("--id-divisor", type=int, default=1000, help="default: 1000 (Cityscapes)")
     masks.add_argument("--polygons", action="store_true", help="polygons instead of RLEs (holes get filled)")
@@ -62,7 +62,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict:
-    return dataset_conversion.convert(args)
+    return conversion.convert(args)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return degradation.run_degradation(args)
+    return degradation.run_degradation(args.config, args.models, args.output_dir, args.overrides, args.retrain)
 
 
 if __name__ == "__main__":

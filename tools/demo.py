@@ -24,7 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return demo.run_demo(args)
+    return demo.run_demo(args.config, args.output_dir, args.overrides)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ horizontal flips, scored by the mean of the ten softmax outputs.
 import argparse
 
 from workbench import cli
-from workbench.tasks import classification_evaluation
+from workbench.cli import evaluation
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return classification_evaluation.evaluate(args)
+    return evaluation.evaluate_classifier(args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Examples:
 import argparse
 
 from workbench import cli
-from workbench.tasks import detection_evaluation
+from workbench.cli import evaluation
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return detection_evaluation.evaluate(args)
+    return evaluation.evaluate_detections(args)
 
 
 if __name__ == "__main__":

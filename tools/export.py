@@ -29,8 +29,9 @@ Examples:
 import argparse
 
 from workbench import cli
+from workbench.cli import export
 from workbench.export.onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-from workbench.export.pipeline import FORMATS, export_from_args
+from workbench.export.pipeline import FORMATS
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return export_from_args(args)
+    return export.export(args)
 
 
 if __name__ == "__main__":

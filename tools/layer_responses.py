@@ -26,7 +26,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return layer_responses.plot_layer_responses(args)
+    return layer_responses.plot_layer_responses(args.checkpoints, args.output_dir, args.labels, args.num_images,
+                                               args.batch_size)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Examples:
 import argparse
 
 from workbench import cli
-from workbench.data import shapes
+from workbench.cli import shapes
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return shapes.generate(args)
+    return shapes.make_shapes(args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Examples:
 import argparse
 
 from workbench import cli
+from workbench.cli import shapes
 from workbench.data import shapes_classification
 
 
@@ -30,7 +31,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return shapes_classification.generate(args)
+    return shapes.make_shapes_cls(args)
 
 
 if __name__ == "__main__":

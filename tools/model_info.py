@@ -26,7 +26,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return model_info.print_model_facts(args)
+    return model_info.print_model_facts(args.names, args.size, args.style, args.num_classes, args.per_stage)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ Examples:
 import argparse
 
 from workbench import cli
-from workbench.tasks import prediction
+from workbench.cli import prediction
 
 
 def get_args_parser() -> argparse.ArgumentParser:

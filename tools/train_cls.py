@@ -16,17 +16,17 @@ evaluation to `eval_results.json` and `confusion_matrix.png`. The final checkpoi
 import argparse
 
 from workbench import cli
+from workbench.cli import training
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
-from workbench.engine import trainer
 from workbench.tasks.classification import ClassificationTask
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    return trainer.args_parser(__doc__, "configs/classification/")
+    return training.args_parser(__doc__, "configs/classification/")
 
 
 def main(args: argparse.Namespace) -> dict:
-    return trainer.run(args, CLASSIFICATION_DEFAULTS, ClassificationTask)
+    return training.train(args, CLASSIFICATION_DEFAULTS, ClassificationTask)
 
 
 if __name__ == "__main__":

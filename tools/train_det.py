@@ -14,17 +14,17 @@ when installed), the loss curve to `loss_curve.png`, pictures of predictions to 
 import argparse
 
 from workbench import cli
+from workbench.cli import training
 from workbench.config.schemas import DETECTION_DEFAULTS
-from workbench.engine import trainer
 from workbench.tasks.detection import DetectionTask
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    return trainer.args_parser(__doc__, "configs/")
+    return training.args_parser(__doc__, "configs/")
 
 
 def main(args: argparse.Namespace) -> dict:
-    return trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+    return training.train(args, DETECTION_DEFAULTS, DetectionTask)
 
 
 if __name__ == "__main__":

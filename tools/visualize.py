@@ -28,7 +28,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace):
-    return pictures.draw_results_file(args)
+    return pictures.draw_results_file(args.gt, args.dets, args.images, args.output_dir, args.score_threshold,
+                                      args.max_images, args.columns)
 
 
 if __name__ == "__main__":

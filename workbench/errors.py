@@ -11,3 +11,8 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named does not exist."""
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (a non-finite loss, a collective operation broken by another process); the message says
+    why. A command line shows it as one message and exits with code 1."""

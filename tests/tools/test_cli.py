@@ -12,9 +12,8 @@ import torch
 
 import backbones
 from workbench import cli
+from workbench.cli import evaluation, training
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS
-from workbench.engine import trainer
-from workbench.tasks import detection_evaluation
 from workbench.tasks.classification import ClassificationTask
 from workbench.tasks.detection import DetectionTask
 
@@ -58,7 +57,7 @@ def test_a_classifier_given_to_eval_det_is_one_error_line(tmp_path, tool_parser,
     torch.save({"model": classifier, "iteration": 3, "config": {"model": {"backbone": "resnet18"}}}, path)
     argv = ["--config", DEMO_CONFIG, "--weights", str(path), *quick_overrides]
     with pytest.raises(SystemExit) as exit:
-        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv)
+        cli.run(evaluation.evaluate_detections, tool_parser("eval_det"), argv)
     assert exit.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith(f"error: {path} is a classifier checkpoint (torchvision format), not a whole detector")
@@ -70,7 +69,7 @@ def test_an_unknown_model_option_given_to_eval_det_is_one_error_line_before_any_
     argv = ["--config", DEMO_CONFIG, "--weights", str(tmp_path / "missing.pth"), f"data.root={tmp_path / 'no_data'}",
             "model.options.box_score_tresh=0.5"]
     with pytest.raises(SystemExit) as exit:
-        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv)
+        cli.run(evaluation.evaluate_detections, tool_parser("eval_det"), argv)
     error = capsys.readouterr().err
     assert exit.value.code == 2 and len(error.splitlines()) == 1
     assert error.startswith("error: model.options.box_score_tresh is not an option of a mask_rcnn detector with "
@@ -78,9 +77,9 @@ def test_an_unknown_model_option_given_to_eval_det_is_one_error_line_before_any_
 
 
 TRAINING = {  # tool: what its main calls, a shipped config
-    "train_det": (lambda args: trainer.run(args, DETECTION_DEFAULTS, DetectionTask),
+    "train_det": (lambda args: training.train(args, DETECTION_DEFAULTS, DetectionTask),
                   "configs/mask_rcnn_r50_fpn_1x_coco.yaml"),
-    "train_cls": (lambda args: trainer.run(args, CLASSIFICATION_DEFAULTS, ClassificationTask),
+    "train_cls": (lambda args: training.train(args, CLASSIFICATION_DEFAULTS, ClassificationTask),
                   "configs/classification/resnet18_imagenet.yaml"),
 }
 
@@ -116,7 +115,7 @@ def test_segm_scores_against_ground_truth_without_masks_are_one_error_line(tmp_p
     dets.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "score": 0.9,
                                  "segmentation": {"size": [32, 32], "counts": "0"}}]))
     with pytest.raises(SystemExit) as exit:
-        cli.run(detection_evaluation.evaluate, tool_parser("eval_det"),
+        cli.run(evaluation.evaluate_detections, tool_parser("eval_det"),
                 ["--gt", str(gt), "--dets", str(dets), "--iou-types", "bbox", "segm"])
     assert exit.value.code == 2
     error = capsys.readouterr().err

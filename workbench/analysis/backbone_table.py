@@ -5,7 +5,6 @@ from a randomly initialised torchvision ResNet-50 into a temporary folder.
 
 The command line is `tools/backbone_table.py`.
 """
-import argparse
 import pickle
 import tempfile
 from pathlib import Path
@@ -90,7 +89,9 @@ def print_format_table(folder: Path) -> None:
         print(f"{label:<40} {report['format']:<16} {difference:.2e}")
 
 
-def print_backbone_table(args: argparse.Namespace) -> None:
-    print_feature_table(feature_rows(backbones.list_backbones(args.filter), args.size))
+def print_backbone_table(pattern: str, size: int) -> None:
+    """Prints the feature maps of every backbone whose name matches the fnmatch `pattern` (ImageNet nets at `size`
+    px), then one checkpoint loaded in every supported format."""
+    print_feature_table(feature_rows(backbones.list_backbones(pattern), size))
     with tempfile.TemporaryDirectory() as folder:
         print_format_table(Path(folder))

@@ -8,7 +8,6 @@ scale of minutes) and reports what it finds: a table (parameters, final training
 
 The command line is `tools/degradation.py`.
 """
-import argparse
 import re
 from pathlib import Path
 
@@ -146,9 +145,13 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_degradation(args: argparse.Namespace) -> list[dict]:
-    output_dir = Path(args.output_dir)
-    configs = train_models(args.models, args.config, output_dir, list(args.overrides), args.retrain)
+def run_degradation(config_file: str, models: list[str], output_dir: str | Path, overrides: list[str] = (),
+                    retrain: bool = False) -> list[dict]:
+    """Trains each of `models` with the recipe of `config_file` (and `overrides`) in its folder of `output_dir`
+    (unless its model_final.pth exists and not `retrain`); prints the table, the verdict and where the picture is;
+    returns the table's rows."""
+    output_dir = Path(output_dir)
+    configs = train_models(models, config_file, output_dir, list(overrides), retrain)
     runs = {name: Path(config["train"]["output_dir"]) for name, config in configs.items()}
     curves = {name: error_curves(run / "metrics.jsonl") for name, run in runs.items()}
     picture = plot_degradation(curves, output_dir / "degradation.png")

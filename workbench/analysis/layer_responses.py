@@ -7,7 +7,6 @@ ResNets have smaller responses, and deeper ResNets smaller ones still.
 
 The command line is `tools/layer_responses.py`.
 """
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -108,14 +107,18 @@ def format_table(curves: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def plot_layer_responses(args: argparse.Namespace) -> dict[str, list[float]]:
-    if args.labels and len(args.labels) != len(args.checkpoints):
-        raise UserError(f"--labels gives {len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
+def plot_layer_responses(checkpoints: list[str], output: str | Path, labels: list[str] | None, num_images: int,
+                         batch_size: int) -> dict[str, list[float]]:
+    """Measures the layer responses of each train_cls.py checkpoint on `num_images` validation images, `batch_size`
+    at a time; prints the table and draws the curves (named by `labels`, default: the model names) to `output`;
+    returns the curves."""
+    if labels and len(labels) != len(checkpoints):
+        raise UserError(f"--labels gives {len(labels)} labels for {len(checkpoints)} checkpoints")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     curves = {}
-    for index, path in enumerate(args.checkpoints):
-        name, stds = checkpoint_stds(path, args.num_images, args.batch_size, device)
-        curves[args.labels[index] if args.labels else name] = [std for _, std in stds]
+    for index, path in enumerate(checkpoints):
+        name, stds = checkpoint_stds(path, num_images, batch_size, device)
+        curves[labels[index] if labels else name] = [std for _, std in stds]
     print(format_table(curves))
-    print(f"picture: {plot_responses(curves, args.output_dir)}")
+    print(f"picture: {plot_responses(curves, output)}")
     return curves

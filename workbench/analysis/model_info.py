@@ -5,7 +5,6 @@ its count / 2 (torchvision's "GFLOPS" in its model tables are the same multiply-
 
 The command line is `tools/model_info.py`.
 """
-import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -51,11 +50,14 @@ def format_table(rows: list[dict], per_stage: bool = False) -> str:
     return "\n".join(lines)
 
 
-def print_model_facts(args: argparse.Namespace) -> list[dict]:
-    names = [match for name in args.names or ["*"]
+def print_model_facts(names: list[str] = (), size: int | None = None, style: str | None = None,
+                      num_classes: int | None = None, per_stage: bool = False) -> list[dict]:
+    """Counts the models that `names` (names or fnmatch patterns; default: every registered model) match, at `size`
+    px (default: each model's own), with `style` and `num_classes` when given; prints the table (per stage too with
+    `per_stage`) and returns its rows."""
+    names = [match for name in names or ["*"]
              for match in (backbones.list_backbones(name) if any(c in name for c in "*?[") else [name])]
-    options = {key: value for key, value in (("style", args.style), ("num_classes", args.num_classes))
-               if value is not None}
-    rows = [model_facts(name, args.size, **options) for name in names]
-    print(format_table(rows, args.per_stage))
+    options = {key: value for key, value in (("style", style), ("num_classes", num_classes)) if value is not None}
+    rows = [model_facts(name, size, **options) for name in names]
+    print(format_table(rows, per_stage))
     return rows

@@ -3,9 +3,9 @@ steps, the detection data pipeline, COCO evaluation, the time to the demo's AP; 
 annotation file. The command line is `tools/benchmark.py`.
 
 Every case starts with the machine line (`timing.machine_line`), prints a table of times and the ratio peer/ours,
-and writes `<case>.json` and `<case>.md` to `--output-dir`; `timing` holds what they share.
+and writes `<case>.json` and `<case>.md` to its settings' `output_dir`; `timing` holds what they share. Each case
+takes its settings (a dataclass of the case's module) and returns its rows.
 """
-import argparse
 from collections.abc import Callable
 
 from workbench.benchmarks import (
@@ -20,46 +20,35 @@ from workbench.benchmarks import (
 )
 
 
-def _printing(benchmark: Callable[[argparse.Namespace], list[dict]], print_rows: Callable[[list[dict]], None]
-              ) -> Callable[[argparse.Namespace], list[dict]]:
+def _printing(benchmark: Callable[[object], list[dict]], print_rows: Callable[[list[dict]], None]
+              ) -> Callable[[object], list[dict]]:
     """`benchmark`, then `print_rows` of its rows (for the cases that leave printing their table to the caller)."""
-    def run(args: argparse.Namespace) -> list[dict]:
-        rows = benchmark(args)
+    def run(settings) -> list[dict]:
+        rows = benchmark(settings)
         print_rows(rows)
         return rows
     return run
 
 
-# name: (help, add_arguments(parser), run(args) -> rows)
+# name: (help, settings class, run(settings) -> rows)
 CASES = {
     "backbone": ("our features_only ResNet vs torchvision's IntermediateLayerGetter and timm's features_only, eval "
-                 "and training", backbone.add_arguments,
+                 "and training", backbone.BackboneSettings,
                  _printing(backbone.benchmark_backbone, backbone.print_table)),
     "detector-inference": ("Faster / Mask R-CNN R50-FPN inference vs torchvision's models on the same checkpoint",
-                           detector_inference.add_arguments, detector_inference.benchmark_detector_inference),
+                           detector_inference.InferenceSettings, detector_inference.benchmark_detector_inference),
     "detector-train": ("Mask R-CNN R50-FPN training step vs torchvision's on the same weights, and the demo's "
-                       "R18-FPN", detector_train.add_arguments, detector_train.benchmark_detector_train),
-    "coco-eval": ("COCO evaluation, ours vs pycocotools, bbox and segm", coco_eval.add_arguments,
+                       "R18-FPN", detector_train.TrainSettings, detector_train.benchmark_detector_train),
+    "coco-eval": ("COCO evaluation, ours vs pycocotools, bbox and segm", coco_eval.CocoEvalSettings,
                   _printing(coco_eval.benchmark_coco_eval, coco_eval.print_coco_eval_table)),
     "data": ("our detection training data pipeline vs torchvision.transforms.v2 over the same shapes files",
-             data_pipeline.add_arguments, data_pipeline.benchmark_data_pipeline),
+             data_pipeline.DataSettings, data_pipeline.benchmark_data_pipeline),
     "roi-align": ("multi-scale RoIAlign on CPU, forward and backward, vs torchvision's at the demo's and R50-FPN "
-                  "Mask R-CNN's shapes", roi_align.add_arguments, roi_align.benchmark_roi_align),
+                  "Mask R-CNN's shapes", roi_align.RoiAlignSettings, roi_align.benchmark_roi_align),
     "demo": ("time to the demo's AP: our demo detector vs torchvision's Mask R-CNN R18-FPN, trained alike",
-             demo_time.add_arguments, demo_time.benchmark_demo),
+             demo_time.DemoSettings, demo_time.benchmark_demo),
     "annotation-memory": ("peak memory of loading a large annotation file: ours vs pycocotools, each in a fresh "
-                          "process", annotation_memory.add_arguments,
+                          "process", annotation_memory.MemorySettings,
                           _printing(annotation_memory.benchmark_annotation_memory,
                                     annotation_memory.print_annotation_memory_table)),
 }
-
-
-def add_cases(commands: argparse._SubParsersAction) -> None:
-    """One subcommand per case, with its options."""
-    for name, (help_text, add_arguments, _) in CASES.items():
-        add_arguments(commands.add_parser(name, help=help_text))
-
-
-def run_benchmark(args: argparse.Namespace) -> list[dict]:
-    """Runs the case `args.command` names and prints its table; returns its rows."""
-    return CASES[args.command][2](args)

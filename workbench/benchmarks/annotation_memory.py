@@ -5,7 +5,6 @@ that its peak is its own.
 The file is synthetic with COCO train2017's proportions: 7.3 objects per image, polygons of about 25 points, 1% crowd
 regions as uncompressed RLEs, and images and categories with COCO's fields.
 """
-import argparse
 import json
 import os
 import platform
@@ -14,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -163,21 +163,29 @@ def measure_in_child(loader: str, path: Path) -> dict:
     return json.loads(child.stdout.splitlines()[-1])
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `annotation-memory` case."""
-    parser.add_argument("--size-mb", type=float, default=200, help="size of the synthetic COCO instances file in MiB")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where annotation-memory.json and .md go")
+@dataclass
+class MemorySettings:
+    """The `annotation-memory` case's file.
+
+    Attributes:
+        size_mb: size of the synthetic COCO instances file in MiB.
+        seed: seed of the file.
+        output_dir: where annotation-memory.json and .md go.
+    """
+
+    size_mb: float = 200
+    seed: int = 0
+    output_dir: str = "output/benchmarks"
 
 
-def benchmark_annotation_memory(args: argparse.Namespace) -> list[dict]:
+def benchmark_annotation_memory(settings: MemorySettings) -> list[dict]:
     """Prints the machine, writes the synthetic file, measures each loader on it in its own process, and saves the
-    rows as JSON and markdown in `args.output_dir`."""
+    rows as JSON and markdown in `settings.output_dir`."""
     lines = [machine()]
     print(lines[0])
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "instances_synthetic.json"
-        counts = write_annotation_file(path, args.size_mb, args.seed)
+        counts = write_annotation_file(path, settings.size_mb, settings.seed)
         lines.append(f"file: {counts['size_mib']:.0f} MiB, {counts['images']:,} images, {counts['annotations']:,} "
                      f"annotations, {counts['categories']} categories")
         print(lines[1])
@@ -185,7 +193,7 @@ def benchmark_annotation_memory(args: argparse.Namespace) -> list[dict]:
     for row in rows:
         row["added_ratio"] = row["added_mib"] / rows[0]["added_mib"]
         row["seconds_ratio"] = row["seconds"] / rows[0]["seconds"]
-    output_dir = Path(args.output_dir)
+    output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "annotation-memory.json").write_text(json.dumps({"machine": lines[0], "file": counts,
                                                                    "rows": rows}, indent=1))

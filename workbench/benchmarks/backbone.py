@@ -12,10 +12,10 @@ keeps counts (`timing.peak_memory_after_warmup`).
 
 With `--device cuda` everything runs in channels_last under fp16 autocast with cudnn.benchmark on.
 """
-import argparse
 import copy
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -52,29 +52,39 @@ COLUMNS = {"model": "model", "mode": "mode", "batch": "batch", "ours_ms": "ours 
            "torchvision_peak_mib": "torchvision MiB", "timm_peak_mib": "timm MiB", "rounds": "rounds"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of the backbone case (for `tools/benchmark.py backbone`)."""
-    parser.add_argument("--model", nargs="+", default=["resnet50", "resnet101"], choices=MODELS)
-    parser.add_argument("--mode", nargs="+", default=list(MODES), choices=MODES,
-                        help="eval: forward under inference_mode; train: forward + backward, frozen_stages=1")
-    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--size", type=int, default=224, help="input height and width")
-    parser.add_argument("--repeats", type=int, default=20,
-                        help="timed rounds of resnet50 at batch 1; divided by batch x depth / 50, at least 5")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                        help="cuda: channels_last, fp16 autocast, cudnn.benchmark, for every model")
-    parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (compile time "
-                        "reported)")
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where backbone.json and .md go")
-    return parser
+@dataclass
+class BackboneSettings:
+    """What the backbone case times (`tools/benchmark.py backbone`).
+
+    Attributes:
+        model: backbones to time (of MODELS).
+        mode: eval (forward under inference_mode) and/or train (forward + backward, frozen_stages=1).
+        batch: batch sizes.
+        size: input height and width.
+        repeats: timed rounds of resnet50 at batch 1; divided by batch x depth / 50, at least 5.
+        warmup: untimed rounds first.
+        threads: CPU threads.
+        device: cpu or cuda (channels_last, fp16 autocast, cudnn.benchmark, for every model).
+        compile: also time ours under torch.compile (compile time reported).
+        output_dir: where backbone.json and .md go.
+    """
+
+    model: tuple[str, ...] = ("resnet50", "resnet101")
+    mode: tuple[str, ...] = MODES
+    batch: tuple[int, ...] = (1, 8)
+    size: int = 224
+    repeats: int = 20
+    warmup: int = 1
+    threads: int = torch.get_num_threads()
+    device: str = "cpu"
+    compile: bool = False
+    output_dir: str = "output/benchmarks"
 
 
-def rounds_for(args: argparse.Namespace, model: str, batch: int) -> int:
+def rounds_for(settings: BackboneSettings, model: str, batch: int) -> int:
     """Fewer rounds for deeper models and larger batches, so that the whole case takes a few minutes."""
     depth = int("".join(c for c in model if c.isdigit()) or 50)
-    return max(min(5, args.repeats), round(args.repeats * 50 / (depth * batch)))
+    return max(min(5, settings.repeats), round(settings.repeats * 50 / (depth * batch)))
 
 
 def randomise_statistics(model: nn.Module, seed: int = 0) -> None:
@@ -141,58 +151,61 @@ def make_run(model: nn.Module, x: torch.Tensor, mode: str, device: str):
     return step
 
 
-def benchmark_backbone(args: argparse.Namespace) -> list[dict]:
+def benchmark_backbone(settings: BackboneSettings) -> list[dict]:
     """Prints the machine, times every model, mode and batch, and writes backbone.json and backbone.md."""
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if args.device == "cuda":
+    torch.set_num_threads(settings.threads)
+    device = torch.device(settings.device)
+    if settings.device == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda needs a CUDA GPU; torch.cuda.is_available() is False here")
         torch.backends.cudnn.benchmark = True
-    memory_format = torch.channels_last if args.device == "cuda" else torch.contiguous_format
+    memory_format = torch.channels_last if settings.device == "cuda" else torch.contiguous_format
     lines = [machine_line(), (
-        f"workload: {', '.join(args.model)} features C2-C5, {args.size} px, batch {', '.join(map(str, args.batch))}, "
-        f"{args.device}{' (channels_last, fp16 autocast)' if args.device == 'cuda' else ''}; eval: forward under "
+        f"workload: {', '.join(settings.model)} features C2-C5, {settings.size} px, batch "
+        f"{', '.join(map(str, settings.batch))}, {settings.device}"
+        f"{' (channels_last, fp16 autocast)' if settings.device == 'cuda' else ''}; eval: forward under "
         f"inference_mode; train: forward + backward of the maps' means, frozen_stages={FROZEN_STAGES}, frozen BN; "
-        f"median of alternating rounds after {args.warmup} warm-up; ratio = peer ms / ours ms")]
+        f"median of alternating rounds after {settings.warmup} warm-up; ratio = peer ms / ours ms")]
     print(*lines, sep="\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for name in args.model:
+        for name in settings.model:
             torch.manual_seed(0)
             reference = getattr(torchvision.models, name)()
             randomise_statistics(reference)
             weights = Path(folder) / f"{name}.pth"
             torch.save(reference.state_dict(), weights)
             del reference
-            for mode in args.mode:
+            for mode in settings.mode:
                 models = build_models(name, mode, weights)
                 for model in models.values():
                     model.to(device, memory_format=memory_format)
-                for batch in args.batch:
-                    rows.append(time_configuration(args, name, mode, batch, models, device, memory_format))
+                for batch in settings.batch:
+                    rows.append(time_configuration(settings, name, mode, batch, models, device, memory_format))
                 del models
-    write_report(rows, args.output_dir, "backbone", lines=lines, columns=columns_for(rows), options=vars(args))
+    write_report(rows, settings.output_dir, "backbone", lines=lines, columns=columns_for(rows),
+                 options=asdict(settings))
     return rows
 
 
-def time_configuration(args, name: str, mode: str, batch: int, models: dict, device: torch.device,
+def time_configuration(settings, name: str, mode: str, batch: int, models: dict, device: torch.device,
                        memory_format) -> dict:
     """One row: every model on one input, alternating."""
     generator = torch.Generator().manual_seed(batch)
-    x = torch.randn(batch, 3, args.size, args.size, generator=generator).to(device, memory_format=memory_format)
-    runs = {label: make_run(model, x, mode, args.device) for label, model in models.items()}
+    x = torch.randn(batch, 3, settings.size, settings.size, generator=generator).to(device, memory_format=memory_format)
+    runs = {label: make_run(model, x, mode, settings.device) for label, model in models.items()}
     compile_seconds = None
-    if args.compile:
+    if settings.compile:
         compiled = torch.compile(copy.deepcopy(models[UNFUSED]))
-        runs[COMPILED] = make_run(compiled, x, mode, args.device)
+        runs[COMPILED] = make_run(compiled, x, mode, settings.device)
         start = time.perf_counter()
         runs[COMPILED]()
         compile_seconds = time.perf_counter() - start
     _, peak = peak_memory_after_warmup(runs, models, device)
-    rounds = rounds_for(args, name, batch)
-    synchronize = torch.cuda.synchronize if args.device == "cuda" else None
-    times, outputs = alternate(runs, rounds, args.warmup, desc=f"{name} {mode} batch {batch}", synchronize=synchronize)
+    rounds = rounds_for(settings, name, batch)
+    synchronize = torch.cuda.synchronize if settings.device == "cuda" else None
+    times, outputs = alternate(runs, rounds, settings.warmup, desc=f"{name} {mode} batch {batch}",
+                               synchronize=synchronize)
     seconds = medians(times)
     row = dict(model=name, mode=mode, batch=batch, ours_ms=1000 * seconds[OURS], unfused_ms=1000 * seconds[UNFUSED])
     for peer in PEERS:
@@ -208,7 +221,7 @@ def time_configuration(args, name: str, mode: str, batch: int, models: dict, dev
     row["rounds"] = rounds
     row.update(ours_peak_mib=peak[OURS], **{f"{peer}_peak_mib": peak[peer] for peer in PEERS})
     row["fused_cache_mib"] = models[OURS].fused_cache_bytes / 2 ** 20
-    if args.compile:
+    if settings.compile:
         row.update(compiled_ms=1000 * seconds[COMPILED], compiled_ratio=seconds["torchvision"] / seconds[COMPILED],
                    compile_seconds=compile_seconds)
     row["samples_ms"] = {label: [1000 * t for t in samples] for label, samples in times.items()}

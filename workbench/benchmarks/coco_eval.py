@@ -10,7 +10,6 @@ collector first, so that neither side pays for walking it.
 
 The machine line, the alternation, the table and the JSON and markdown report (`--output-dir`) are `timing`'s.
 """
-import argparse
 import contextlib
 import gc
 import io
@@ -18,6 +17,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -30,29 +30,34 @@ from tqdm import tqdm
 from workbench.benchmarks import timing
 from workbench.evaluation import coco
 
-DEFAULTS = {"images": 5000, "categories": 3, "gts_per_image": 5, "dets_per_image": 20, "size": 640, "seed": 0,
-            "backend": "faster", "repeats": 3, "warmup": 1, "output_dir": "output/benchmarks"}
 
+@dataclass
+class CocoEvalSettings:
+    """The synthetic COCO set and the rounds of the coco-eval case (`tools/benchmark.py coco-eval`).
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of the coco-eval case (for `tools/benchmark.py coco-eval`)."""
-    parser.add_argument("--images", type=int, default=DEFAULTS["images"])
-    parser.add_argument("--categories", type=int, default=DEFAULTS["categories"])
-    parser.add_argument("--gts-per-image", type=int, default=DEFAULTS["gts_per_image"],
-                        help="mean ground-truth objects per image")
-    parser.add_argument("--dets-per-image", type=int, default=DEFAULTS["dets_per_image"])
-    parser.add_argument("--size", type=int, default=DEFAULTS["size"], help="image height and width")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--backend", default=DEFAULTS["backend"], choices=coco.BACKENDS, help="our engine")
-    parser.add_argument("--repeats", type=int, default=DEFAULTS["repeats"], help="timed rounds; the median is shown")
-    parser.add_argument("--warmup", type=int, default=DEFAULTS["warmup"], help="untimed rounds first")
-    parser.add_argument("--output-dir", default=DEFAULTS["output_dir"], help="where coco-eval.json and .md go")
-    return parser
+    Attributes:
+        images: images of the set.
+        categories: categories of the set.
+        gts_per_image: mean ground-truth objects per image.
+        dets_per_image: detections per image.
+        size: image height and width.
+        seed: seed of the set.
+        backend: our engine (of `coco.BACKENDS`).
+        repeats: timed rounds; the median is shown.
+        warmup: untimed rounds first.
+        output_dir: where coco-eval.json and .md go.
+    """
 
-
-def option(args: argparse.Namespace, name: str):
-    """`args.name`, or its default where the command line that made `args` does not have that option."""
-    return getattr(args, name, DEFAULTS[name])
+    images: int = 5000
+    categories: int = 3
+    gts_per_image: int = 5
+    dets_per_image: int = 20
+    size: int = 640
+    seed: int = 0
+    backend: str = "faster"
+    repeats: int = 3
+    warmup: int = 1
+    output_dir: str = "output/benchmarks"
 
 
 def ellipse(box: np.ndarray, vertices: int = 16) -> list[float]:
@@ -68,20 +73,21 @@ def random_boxes(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return np.concatenate([rng.uniform(0, size - wh), wh], axis=1)
 
 
-def synthetic_image(rng: np.random.Generator, image_id: int, args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+def synthetic_image(rng: np.random.Generator, image_id: int, settings: CocoEvalSettings
+                    ) -> tuple[list[dict], list[dict]]:
     """One image's ground truth (polygons, 2% crowd) and detections (RLEs): three jittered copies of each object,
     10% with the wrong category, the rest of `dets_per_image` random false positives."""
-    size = args.size
-    gt_boxes = random_boxes(rng, rng.poisson(args.gts_per_image), size)
-    gt_categories = rng.integers(1, args.categories + 1, len(gt_boxes))
+    size = settings.size
+    gt_boxes = random_boxes(rng, rng.poisson(settings.gts_per_image), size)
+    gt_categories = rng.integers(1, settings.categories + 1, len(gt_boxes))
     copies = np.repeat(np.arange(len(gt_boxes)), 3)
     jittered = gt_boxes[copies] + rng.normal(0, 0.08, (len(copies), 4)) * np.tile(gt_boxes[copies, 2:], 2)
-    det_boxes = np.concatenate([jittered, random_boxes(rng, max(0, args.dets_per_image - len(copies)), size)])
+    det_boxes = np.concatenate([jittered, random_boxes(rng, max(0, settings.dets_per_image - len(copies)), size)])
     det_boxes[:, 2:] = det_boxes[:, 2:].clip(min=1)
     det_categories = np.concatenate([gt_categories[copies],
-                                     rng.integers(1, args.categories + 1, len(det_boxes) - len(copies))])
+                                     rng.integers(1, settings.categories + 1, len(det_boxes) - len(copies))])
     wrong = rng.random(len(det_boxes)) < 0.1
-    det_categories = np.where(wrong, rng.integers(1, args.categories + 1, len(det_boxes)), det_categories)
+    det_categories = np.where(wrong, rng.integers(1, settings.categories + 1, len(det_boxes)), det_categories)
     polygons = [ellipse(box) for box in gt_boxes]
     areas = mask_util.area(mask_util.frPyObjects(polygons, size, size)) if polygons else []
     gts = [{"image_id": image_id, "category_id": int(c), "bbox": box.tolist(), "area": float(area),
@@ -94,18 +100,19 @@ def synthetic_image(rng: np.random.Generator, image_id: int, args: argparse.Name
     return gts, detections
 
 
-def synthetic_coco(args: argparse.Namespace) -> tuple[dict, list[dict]]:
+def synthetic_coco(settings: CocoEvalSettings) -> tuple[dict, list[dict]]:
     """A deterministic annotation dict and COCO results with boxes and masks."""
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(settings.seed)
     images, annotations, detections = [], [], []
-    for image_id in tqdm(range(1, args.images + 1), desc="synthetic COCO", leave=False):
-        gts, dets = synthetic_image(rng, image_id, args)
-        images.append({"id": image_id, "file_name": f"{image_id:06d}.png", "height": args.size, "width": args.size})
+    for image_id in tqdm(range(1, settings.images + 1), desc="synthetic COCO", leave=False):
+        gts, dets = synthetic_image(rng, image_id, settings)
+        images.append({"id": image_id, "file_name": f"{image_id:06d}.png", "height": settings.size,
+                       "width": settings.size})
         annotations += gts
         detections += dets
     for ann_id, annotation in enumerate(annotations, start=1):
         annotation["id"] = ann_id
-    categories = [{"id": c, "name": f"category{c}"} for c in range(1, args.categories + 1)]
+    categories = [{"id": c, "name": f"category{c}"} for c in range(1, settings.categories + 1)]
     return {"images": images, "annotations": annotations, "categories": categories}, detections
 
 
@@ -141,18 +148,18 @@ def stats_difference(a: dict, b: dict) -> float:
                math.inf if math.isnan(a[k]) or math.isnan(b[k]) else abs(a[k] - b[k]) for k in coco.STATS)
 
 
-def benchmark_coco_eval(args: argparse.Namespace) -> list[dict]:
+def benchmark_coco_eval(settings: CocoEvalSettings) -> list[dict]:
     """Prints the machine, times ours and pycocotools per iou type, and writes the rows as JSON and markdown to
     `--output-dir`; raises when the 12 numbers differ."""
-    backend, repeats, warmup = option(args, "backend"), option(args, "repeats"), option(args, "warmup")
+    backend, repeats, warmup = settings.backend, settings.repeats, settings.warmup
     lines = [timing.machine_line()]
     print(lines[0], flush=True)
-    dataset, detections = synthetic_coco(args)
-    lines.append(f"workload: {args.images:,} images of {args.size}x{args.size}, {args.categories} categories, "
-                 f"{len(dataset['annotations']):,} ground-truth polygons, {len(detections):,} detections (boxes and "
-                 f"RLE masks); median of {repeats} alternating rounds after {warmup} warm-up; ours: evaluate_coco("
-                 f"backend={backend!r}), peer: pycocotools {package_version('pycocotools')} COCO + loadRes + "
-                 f"COCOeval; faster-coco-eval {package_version('faster-coco-eval')}")
+    dataset, detections = synthetic_coco(settings)
+    lines.append(f"workload: {settings.images:,} images of {settings.size}x{settings.size}, {settings.categories} "
+                 f"categories, {len(dataset['annotations']):,} ground-truth polygons, {len(detections):,} detections "
+                 f"(boxes and RLE masks); median of {repeats} alternating rounds after {warmup} warm-up; ours: "
+                 f"evaluate_coco(backend={backend!r}), peer: pycocotools {package_version('pycocotools')} COCO + "
+                 f"loadRes + COCOeval; faster-coco-eval {package_version('faster-coco-eval')}")
     print(lines[1], flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -177,7 +184,7 @@ def benchmark_coco_eval(args: argparse.Namespace) -> list[dict]:
                                  ours_runs=times["ours"], pycocotools_runs=times["pycocotools"]))
         finally:
             gc.unfreeze()
-    timing.write_report(rows, option(args, "output_dir"), "coco-eval", lines=lines, columns=COLUMNS, options=vars(args))
+    timing.write_report(rows, settings.output_dir, "coco-eval", lines=lines, columns=COLUMNS, options=asdict(settings))
     different = [row["iou_type"] for row in rows if row["max_abs_diff"] != 0]
     if different:
         print_coco_eval_table(rows)

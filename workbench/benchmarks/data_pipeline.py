@@ -11,11 +11,11 @@ labels and masks. A round reads every sample once in one process, and through a 
 Before timing, both pipelines read every sample with the flip off and with it always on, and the largest difference
 of image, boxes, labels and masks is printed.
 """
-import argparse
 import contextlib
 import io
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -38,16 +38,27 @@ COLUMNS = {"case": "case", "images": "images", "ours_s": "ours s/pass", "torchvi
            "boxes_max_abs_diff": "boxes", "labels_max_abs_diff": "labels", "masks_max_abs_diff": "masks"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `data` case."""
-    parser.add_argument("--images", type=int, default=200, help="generated training images per size")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 640],
-                        help="image sides in pixels (square shapes images); 640 is COCO-sized")
-    parser.add_argument("--workers", type=int, default=0, help="also time a DataLoader with this many workers")
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes over the images per pipeline")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where data.json and .md go")
+@dataclass
+class DataSettings:
+    """What the `data` case times.
+
+    Attributes:
+        images: generated training images per size.
+        sizes: image sides in pixels (square shapes images); 640 is COCO-sized.
+        workers: also time a DataLoader with this many workers (0: not).
+        repeats: timed passes over the images per pipeline.
+        warmup: untimed passes first.
+        seed: seed of the images and the augmentation.
+        output_dir: where data.json and .md go.
+    """
+
+    images: int = 200
+    sizes: tuple[int, ...] = (128, 640)
+    workers: int = 0
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+    output_dir: str = "output/benchmarks"
 
 
 def our_dataset(paths: dict, hflip_prob: float, seed: int) -> CocoDetection:
@@ -95,25 +106,25 @@ def load_all(loader: DataLoader) -> Callable[[], None]:
     return run
 
 
-def time_size(args: argparse.Namespace, size: int, folder: Path) -> list[dict]:
+def time_size(settings: DataSettings, size: int, folder: Path) -> list[dict]:
     """The rows of one image size: the agreement passes, then one process (and the DataLoader)."""
-    paths = make_shapes(folder / str(size), args.images, 0, seed=args.seed, size=size)
-    passes = [max_differences(our_dataset(paths, prob, args.seed), torchvision_dataset(paths, prob))
+    paths = make_shapes(folder / str(size), settings.images, 0, seed=settings.seed, size=size)
+    passes = [max_differences(our_dataset(paths, prob, settings.seed), torchvision_dataset(paths, prob))
               for prob in (0.0, 1.0)]
     differences = {f"{key}_max_abs_diff": max(found[key] for found in passes) for key in passes[0]}
-    torch.manual_seed(args.seed)
-    datasets = {"ours": our_dataset(paths, HFLIP_PROB, args.seed),
+    torch.manual_seed(settings.seed)
+    datasets = {"ours": our_dataset(paths, HFLIP_PROB, settings.seed),
                 "torchvision": torchvision_dataset(paths, HFLIP_PROB)}
     cases = {f"{size} px, one process": {name: read_all(dataset) for name, dataset in datasets.items()}}
-    if args.workers:
-        loaders = {name: DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=args.workers, collate_fn=collate_fn,
+    if settings.workers:
+        loaders = {name: DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=settings.workers, collate_fn=collate_fn,
                                     persistent_workers=True) for name, dataset in datasets.items()}
-        cases[f"{size} px, DataLoader {args.workers} workers"] = {name: load_all(loader)
+        cases[f"{size} px, DataLoader {settings.workers} workers"] = {name: load_all(loader)
                                                                   for name, loader in loaders.items()}
     counts = {name: len(dataset) for name, dataset in datasets.items()}
     rows = []
     for case, runs in cases.items():
-        times, _ = alternate(runs, args.repeats, args.warmup, desc=case)
+        times, _ = alternate(runs, settings.repeats, settings.warmup, desc=case)
         seconds = medians(times)
         speed = {name: counts[name] / seconds[name] for name in runs}
         rows.append(dict(case=case, images=counts["ours"], ours_s=seconds["ours"],
@@ -123,17 +134,17 @@ def time_size(args: argparse.Namespace, size: int, folder: Path) -> list[dict]:
     return rows
 
 
-def benchmark_data_pipeline(args: argparse.Namespace) -> list[dict]:
+def benchmark_data_pipeline(settings: DataSettings) -> list[dict]:
     """Prints the machine and one row per size and loading mode; writes data.json and data.md."""
     lines = [machine_line(), (
-        f"workload: {args.images} generated shapes images (PNG) per size, every sample read once per pass: image, "
+        f"workload: {settings.images} generated shapes images (PNG) per size, every sample read once per pass: image, "
         f"boxes, labels, masks, horizontal flip p={HFLIP_PROB}; ours: CocoDetection + build_transforms(True); "
         f"torchvision: CocoDetection + wrap_dataset_for_transforms_v2 + v2 ToImage, RandomHorizontalFlip, ToDtype; "
-        f"max|diff| over every sample with the flip off and always on; median of {args.repeats} alternating passes "
-        f"after {args.warmup} warm-up; ratio = torchvision s / ours s per image")]
+        f"max|diff| over every sample with the flip off and always on; median of {settings.repeats} alternating passes "
+        f"after {settings.warmup} warm-up; ratio = torchvision s / ours s per image")]
     print(*lines, sep="\n", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        rows = [row for size in args.sizes for row in time_size(args, size, Path(folder))]
+        rows = [row for size in settings.sizes for row in time_size(settings, size, Path(folder))]
     print(table(rows, COLUMNS))
-    write_report(rows, args.output_dir, "data", lines=lines, columns=COLUMNS, options=vars(args))
+    write_report(rows, settings.output_dir, "data", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows

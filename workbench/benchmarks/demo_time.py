@@ -7,7 +7,7 @@ the seconds per iteration the trainer logs (evaluations left out), up to the fir
 `--box-ap` and mask AP >= `--mask-ap`; the ratio is torchvision's over ours, where both got there. Each run takes
 minutes (the whole demo's training); the runs go one after the other, never side by side.
 """
-import argparse
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,16 +26,27 @@ COLUMNS = {"model": "model", "time_to_ap_s": "time to AP s", "iteration": "at it
            "train_s": "training s", "seconds_per_iteration": "s/iteration", "ratio": "torchvision/ours"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `demo` case."""
-    parser.add_argument("--config", default=str(DEMO_CONFIG), help="the demo's config, for both models")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--eval-period", type=int, default=120, help="iterations between evaluations")
-    parser.add_argument("--box-ap", type=float, default=0.80, help="the box AP to reach")
-    parser.add_argument("--mask-ap", type=float, default=0.75, help="the mask AP to reach")
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where demo.json and .md go; the runs go "
-                        "to its demo/ folder")
-    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, for both models")
+@dataclass
+class DemoSettings:
+    """What the `demo` case trains and the AP it waits for.
+
+    Attributes:
+        config: the demo's config, for both models.
+        models: of MODELS.
+        eval_period: iterations between evaluations.
+        box_ap: the box AP to reach.
+        mask_ap: the mask AP to reach.
+        output_dir: where demo.json and .md go; the runs go to its demo/ folder.
+        overrides: config overrides as key=value, for both models.
+    """
+
+    config: str = str(DEMO_CONFIG)
+    models: tuple[str, ...] = MODELS
+    eval_period: int = 120
+    box_ap: float = 0.80
+    mask_ap: float = 0.75
+    output_dir: str = "output/benchmarks"
+    overrides: tuple[str, ...] = ()
 
 
 class TorchvisionDemoTask(DetectionTask):
@@ -66,28 +77,28 @@ def time_to_ap(records: list[dict], box_ap: float, mask_ap: float) -> dict:
                 seconds_per_iteration=elapsed / last_iteration if last_iteration else None, curve=curve)
 
 
-def benchmark_demo(args: argparse.Namespace) -> list[dict]:
+def benchmark_demo(settings: DemoSettings) -> list[dict]:
     """Trains each model as the demo does, one after the other; prints and writes demo.json and .md."""
-    folder = Path(args.output_dir) / "demo"
-    run = " ".join([Path(args.config).name, *args.overrides])
+    folder = Path(settings.output_dir) / "demo"
+    run = " ".join([Path(settings.config).name, *settings.overrides])
     lines = [machine_line(), (
         f"workload: the demo's training ({run}) of each model on the same shapes, solver and seed, evaluated every "
-        f"{args.eval_period} iterations; time to box AP >= {args.box_ap} and mask AP >= {args.mask_ap} in training "
-        f"seconds (evaluations left out); ratio = torchvision s / ours s")]
+        f"{settings.eval_period} iterations; time to box AP >= {settings.box_ap} and mask AP >= {settings.mask_ap} in "
+        f"training seconds (evaluations left out); ratio = torchvision s / ours s")]
     print(*lines, sep="\n", flush=True)
     rows = []
-    for model in args.models:
-        config = load_config(DETECTION_DEFAULTS, args.config, args.overrides)
-        config["train"].update(output_dir=str(folder / model), eval_period=args.eval_period)
+    for model in settings.models:
+        config = load_config(DETECTION_DEFAULTS, settings.config, settings.overrides)
+        config["train"].update(output_dir=str(folder / model), eval_period=settings.eval_period)
         config["data"]["root"] = str(folder / "shapes")
         task = (DetectionTask if model == "ours" else TorchvisionDemoTask)(config)
         print(f"training {model} for {config['solver']['max_iter']} iterations", flush=True)
         trainer.train(task)
-        rows.append(dict(model=model, **time_to_ap(read_metrics(folder / model / "metrics.jsonl"), args.box_ap,
-                                                  args.mask_ap)))
+        rows.append(dict(model=model, **time_to_ap(read_metrics(folder / model / "metrics.jsonl"), settings.box_ap,
+                                                  settings.mask_ap)))
     times = {row["model"]: row["time_to_ap_s"] for row in rows}
     if times.get("ours") and times.get("torchvision"):
         rows[0]["ratio"] = times["torchvision"] / times["ours"]
     print(table(rows, COLUMNS))
-    write_report(rows, args.output_dir, "demo", lines=lines, columns=COLUMNS, options=vars(args))
+    write_report(rows, settings.output_dir, "demo", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows

@@ -10,10 +10,10 @@ Ours runs with its CPU inference speed-ups (`heads.set_fast_inference`, the defa
 "peak MiB" is the memory of one call above what was in use before it, once every model has run and with the folded
 and packed weights dropped first, so that what ours builds and keeps counts (`timing.peak_memory_after_warmup`).
 """
-import argparse
 import copy
 import math
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,17 +34,31 @@ from workbench.benchmarks.timing import (
 TORCHVISION_BUILDERS = {"mask_rcnn": "maskrcnn_resnet50_fpn", "faster_rcnn": "fasterrcnn_resnet50_fpn"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `detector-inference` case."""
-    parser.add_argument("--kinds", nargs="+", default=list(TORCHVISION_BUILDERS), choices=list(TORCHVISION_BUILDERS))
-    parser.add_argument("--images", type=int, default=2, help="images per call")
-    parser.add_argument("--height", type=int, default=480, help="image height (the detector's min_size)")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--detections", type=int, default=100, help="detections kept per image")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per model")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where detector-inference.json and .md go")
+@dataclass
+class InferenceSettings:
+    """What the `detector-inference` case times.
+
+    Attributes:
+        kinds: detectors (of TORCHVISION_BUILDERS).
+        images: images per call.
+        height: image height (the detector's min_size).
+        width: image width.
+        detections: detections kept per image.
+        repeats: timed calls per model.
+        warmup: untimed calls first.
+        seed: seed of the images and weights.
+        output_dir: where detector-inference.json and .md go.
+    """
+
+    kinds: tuple[str, ...] = tuple(TORCHVISION_BUILDERS)
+    images: int = 2
+    height: int = 480
+    width: int = 640
+    detections: int = 100
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+    output_dir: str = "output/benchmarks"
 
 
 def randomise_batchnorm(model: torch.nn.Module) -> None:
@@ -92,25 +106,25 @@ def detection_differences(ours: list[dict], reference: list[dict]) -> dict:
                                          if same else math.inf for key in keys})
 
 
-def benchmark_detector_inference(args: argparse.Namespace) -> list[dict]:
+def benchmark_detector_inference(settings: InferenceSettings) -> list[dict]:
     """One row per detector kind: median seconds of ours (fast and exact) and torchvision's on the same images, the
     ratio torchvision / ours and the largest difference between their detections."""
     print(machine_line())
-    torch.manual_seed(args.seed)
-    settings = dict(min_size=args.height, max_size=max(args.height, args.width),
-                    box_detections_per_img=args.detections)
-    images = [torch.rand(3, args.height, args.width) for _ in range(args.images)]
+    torch.manual_seed(settings.seed)
+    detector_options = dict(min_size=settings.height, max_size=max(settings.height, settings.width),
+                            box_detections_per_img=settings.detections)
+    images = [torch.rand(3, settings.height, settings.width) for _ in range(settings.images)]
     rows = []
     with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
-        for kind in args.kinds:
-            ours, reference = detector_pair(kind, settings, Path(folder))
+        for kind in settings.kinds:
+            ours, reference = detector_pair(kind, detector_options, Path(folder))
             exact = heads.set_fast_inference(copy.deepcopy(ours), False)
             runs = {"ours": lambda: ours(images), "exact": lambda: exact(images),
                     "torchvision": lambda: reference(images)}
             _, peak = peak_memory_after_warmup(runs, {"ours": ours, "exact": exact, "torchvision": reference})
-            times, outputs = alternate(runs, repeats=args.repeats, warmup=args.warmup, desc=kind)
+            times, outputs = alternate(runs, repeats=settings.repeats, warmup=settings.warmup, desc=kind)
             seconds = medians(times)
-            rows.append(dict(case=f"{kind} R50-FPN, {args.images} x {args.width}x{args.height}",
+            rows.append(dict(case=f"{kind} R50-FPN, {settings.images} x {settings.width}x{settings.height}",
                              detections=sum(len(o["scores"]) for o in outputs["ours"]),
                              ours_s=seconds["ours"], exact_s=seconds["exact"], torchvision_s=seconds["torchvision"],
                              ratio=seconds["torchvision"] / seconds["ours"],
@@ -120,5 +134,5 @@ def benchmark_detector_inference(args: argparse.Namespace) -> list[dict]:
                              ours_peak_mib=peak["ours"], torchvision_peak_mib=peak["torchvision"],
                              samples=times))
     print(table(rows))
-    write_report(rows, args.output_dir, "detector-inference", lines=[machine_line()], options=vars(args))
+    write_report(rows, settings.output_dir, "detector-inference", lines=[machine_line()], options=asdict(settings))
     return rows

@@ -21,9 +21,9 @@ R-CNN R50-FPN with AMP at batch 8 on COCO-sized images:
 
     python tools/benchmark.py detector-train --device cuda --models r50-fpn --images 8 --height 800 --width 1088
 """
-import argparse
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -65,20 +65,33 @@ COLUMNS = {"case": "case", "images": "images", "ours_s": "ours s/step", "torchvi
            "ours_step_mib": "ours step MiB", "torchvision_step_mib": "torchvision step MiB"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `detector-train` case."""
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--images", "--batch", type=int, default=2, help="images per training step")
-    parser.add_argument("--height", type=int, default=480, help="r50-fpn image height (the detector's min_size); "
-                        "800 with --width 1088 is COCO-sized")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--config", default=str(DEMO_CONFIG), help="the config of our demo detector")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                        help="cuda: fp16 autocast + GradScaler, channels_last, cudnn.benchmark")
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model after the compared one")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where detector-train.json and .md go")
+@dataclass
+class TrainSettings:
+    """What the `detector-train` case times.
+
+    Attributes:
+        models: of MODELS.
+        images: images per training step.
+        height: r50-fpn image height (the detector's min_size); 800 with width 1088 is COCO-sized.
+        width: r50-fpn image width.
+        config: the config of our demo detector.
+        device: cpu or cuda (fp16 autocast + GradScaler, channels_last, cudnn.benchmark).
+        repeats: timed steps per model.
+        warmup: untimed steps per model after the compared one.
+        seed: seed of the images and of every step.
+        output_dir: where detector-train.json and .md go.
+    """
+
+    models: tuple[str, ...] = MODELS
+    images: int = 2
+    height: int = 480
+    width: int = 640
+    config: str = str(DEMO_CONFIG)
+    device: str = "cpu"
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+    output_dir: str = "output/benchmarks"
 
 
 def synthetic_batch(images: int, height: int, width: int, generator: torch.Generator) -> tuple[list, list]:
@@ -97,21 +110,22 @@ def synthetic_batch(images: int, height: int, width: int, generator: torch.Gener
     return batch_images, targets
 
 
-def r50_pair(args: argparse.Namespace, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
+def r50_pair(settings: TrainSettings, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
     """Ours and torchvision's Mask R-CNN R50-FPN on the same weights, and the synthetic batch."""
-    settings = dict(min_size=args.height, max_size=max(args.height, args.width))
-    ours, reference = detector_pair("mask_rcnn", settings, folder)
+    detector_options = dict(min_size=settings.height, max_size=max(settings.height, settings.width))
+    ours, reference = detector_pair("mask_rcnn", detector_options, folder)
     freeze_stages(reference.backbone.body, FROZEN_STAGES)
-    batch = synthetic_batch(args.images, args.height, args.width, torch.Generator().manual_seed(args.seed))
+    batch = synthetic_batch(settings.images, settings.height, settings.width,
+                            torch.Generator().manual_seed(settings.seed))
     return ours, reference, batch
 
 
-def demo_pair(args: argparse.Namespace, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
+def demo_pair(settings: TrainSettings, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
     """Our demo detector and torchvision's Mask R-CNN R18-FPN from scratch, and a batch of shapes."""
-    paths = make_shapes(folder, args.images, 0, seed=args.seed, size=DEMO_SIZE)
+    paths = make_shapes(folder, settings.images, 0, seed=settings.seed, size=DEMO_SIZE)
     dataset = CocoDetection(paths["train_images"], paths["train_annotations"], transforms=build_transforms(True))
-    batch = collate_fn([dataset[i] for i in range(args.images)])
-    ours = build_model(load_config(DETECTION_DEFAULTS, args.config), torch.device("cpu"))
+    batch = collate_fn([dataset[i] for i in range(settings.images)])
+    ours = build_model(load_config(DETECTION_DEFAULTS, settings.config), torch.device("cpu"))
     return ours, torchvision_demo_detector(ours.num_classes), batch
 
 
@@ -150,17 +164,17 @@ def to_device(batch: tuple, device: torch.device) -> tuple:
              for target in targets])
 
 
-def time_pair(args: argparse.Namespace, name: str, ours: torch.nn.Module, reference: torch.nn.Module, batch: tuple,
+def time_pair(settings: TrainSettings, name: str, ours: torch.nn.Module, reference: torch.nn.Module, batch: tuple,
               compare: bool) -> dict:
     """One row: the first steps' losses compared (when `compare`), then alternating timed steps."""
-    device = torch.device(args.device)
+    device = torch.device(settings.device)
     memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
     batch = to_device(batch, device)
-    runs = {label: training_step(model.to(device, memory_format=memory_format), batch, device, args.seed)
+    runs = {label: training_step(model.to(device, memory_format=memory_format), batch, device, settings.seed)
             for label, model in (("ours", ours), ("torchvision", reference))}
     first, peak = peak_memory_after_warmup(runs, {"ours": ours, "torchvision": reference}, device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else None
-    times, _ = alternate(runs, args.repeats, args.warmup, desc=name, synchronize=synchronize)
+    times, _ = alternate(runs, settings.repeats, settings.warmup, desc=name, synchronize=synchronize)
     seconds = medians(times)
     images = len(batch[0])
     return dict(case=name, images=images, ours_s=seconds["ours"], torchvision_s=seconds["torchvision"],
@@ -173,33 +187,33 @@ def time_pair(args: argparse.Namespace, name: str, ours: torch.nn.Module, refere
                 samples=times)
 
 
-def benchmark_detector_train(args: argparse.Namespace) -> list[dict]:
+def benchmark_detector_train(settings: TrainSettings) -> list[dict]:
     """Prints the machine and one row per model pair; writes detector-train.json and .md."""
-    if args.device == "cuda":
+    if settings.device == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda needs a CUDA GPU; torch.cuda.is_available() is False here")
         torch.backends.cudnn.benchmark = True
-    cuda = args.device == "cuda"
+    cuda = settings.device == "cuda"
     setting = "fp16 autocast + GradScaler, channels_last, cudnn.benchmark" if cuda else "fp32"
     memory = "peak CUDA memory" if cuda else "peak resident memory"
     lines = [machine_line(), (
         f"workload: one training step (forward, backward of the summed losses, SGD step at lr=0, zero_grad) on "
-        f"{args.device} ({setting}); r50-fpn: {args.images} random {args.width}x{args.height} images, torchvision's "
-        f"weights in both, seed reset before every step, first-step losses compared; demo: {args.images} shapes of "
-        f"{DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory} of a step above what was in use "
-        f"before it, once both models have stepped; median of {args.repeats} alternating steps after "
-        f"{args.warmup} warm-up; ratio = torchvision s / ours s")]
+        f"{settings.device} ({setting}); r50-fpn: {settings.images} random {settings.width}x{settings.height} images, "
+        f"torchvision's weights in both, seed reset before every step, first-step losses compared; demo: "
+        f"{settings.images} shapes of {DEMO_SIZE} px, other architectures, ratio only; step MiB: {memory} of a step "
+        f"above what was in use before it, once both models have stepped; median of {settings.repeats} alternating "
+        f"steps after {settings.warmup} warm-up; ratio = torchvision s / ours s")]
     print(*lines, sep="\n", flush=True)
     builders = {"r50-fpn": (r50_pair, "Mask R-CNN R50-FPN, torchvision settings"),
                 "demo": (demo_pair, "demo R18-FPN vs torchvision R18-FPN (ratio only)")}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for model in args.models:
-            torch.manual_seed(args.seed)
+        for model in settings.models:
+            torch.manual_seed(settings.seed)
             build, name = builders[model]
-            ours, reference, batch = build(args, Path(folder))
-            rows.append(time_pair(args, name, ours, reference, batch, compare=model == "r50-fpn"))
+            ours, reference, batch = build(settings, Path(folder))
+            rows.append(time_pair(settings, name, ours, reference, batch, compare=model == "r50-fpn"))
             del ours, reference
     print(table(rows, COLUMNS))
-    write_report(rows, args.output_dir, "detector-train", lines=lines, columns=COLUMNS, options=vars(args))
+    write_report(rows, settings.output_dir, "detector-train", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows

@@ -6,8 +6,8 @@ gets RoIs. Training cases time the forward on maps that need gradients, then for
 the pooled RoIs and the maps' gradients. The inference case runs without gradients, where ours calls torchvision's
 kernel (bit for bit the same detections).
 """
-import argparse
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torchvision
@@ -28,13 +28,23 @@ COLUMNS = {"case": "case", "pooler": "pooler", "pass": "pass", "ours_ms": "ours 
            "ratio": "torchvision / ours", "max_abs_diff": "max abs diff"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `roi-align` case."""
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per pooler")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="output/benchmarks", help="where roi-align.json and .md go")
+@dataclass
+class RoiAlignSettings:
+    """What the `roi-align` case times.
+
+    Attributes:
+        cases: of CASES.
+        repeats: timed calls per pooler.
+        warmup: untimed calls first.
+        seed: seed of the maps and boxes.
+        output_dir: where roi-align.json and .md go.
+    """
+
+    cases: tuple[str, ...] = tuple(CASES)
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+    output_dir: str = "output/benchmarks"
 
 
 def random_boxes(generator: torch.Generator, count: int, height: int, width: int) -> torch.Tensor:
@@ -57,16 +67,16 @@ def pooler_run(pooler: torch.nn.Module, features: dict[str, torch.Tensor], boxes
     return run
 
 
-def benchmark_roi_align(args: argparse.Namespace) -> list[dict]:
+def benchmark_roi_align(settings: RoiAlignSettings) -> list[dict]:
     """One row per case, pooler and pass: median milliseconds of ours and torchvision's, their ratio and the largest
     difference of their outputs (and gradients)."""
     lines = [machine_line(), f"workload: MultiScaleRoIAlign on P2-P5 (strides {STRIDES}), sampling ratio "
-             f"{SAMPLING_RATIO}, random NCHW maps and boxes; median of {args.repeats} alternating calls after "
-             f"{args.warmup} warm-up"]
+             f"{SAMPLING_RATIO}, random NCHW maps and boxes; median of {settings.repeats} alternating calls after "
+             f"{settings.warmup} warm-up"]
     print(*lines, sep="\n", flush=True)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
     rows = []
-    for case in args.cases:
+    for case in settings.cases:
         images, channels, height, width, poolers, training = CASES[case]
         image_shapes = [(height, width)] * images
         features = {name: torch.randn(images, channels, height // stride, width // stride,
@@ -79,7 +89,8 @@ def benchmark_roi_align(args: argparse.Namespace) -> list[dict]:
             for backward in (False, True) if training else (False,):
                 runs = {name: pooler_run(pooler, features, boxes, image_shapes, backward)
                         for name, pooler in candidates.items()}
-                times, outputs = alternate(runs, args.repeats, args.warmup, desc=f"{case} {output_size}x{output_size}")
+                times, outputs = alternate(runs, settings.repeats, settings.warmup,
+                                           desc=f"{case} {output_size}x{output_size}")
                 seconds = medians(times)
                 rows.append({"case": f"{case}: {images} x {channels}x{height}x{width}",
                              "pooler": f"{rois} RoIs {output_size}x{output_size}",
@@ -89,5 +100,5 @@ def benchmark_roi_align(args: argparse.Namespace) -> list[dict]:
                              "max_abs_diff": max_abs_difference(outputs["ours"], outputs["torchvision"]),
                              "samples": times})
     print(table(rows, COLUMNS))
-    write_report(rows, args.output_dir, "roi-align", lines=lines, columns=COLUMNS, options=vars(args))
+    write_report(rows, settings.output_dir, "roi-align", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows

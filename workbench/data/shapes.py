@@ -15,7 +15,6 @@ Layout:
 
 The command line is `tools/make_shapes.py`.
 """
-import argparse
 import json
 import os
 from pathlib import Path
@@ -243,13 +242,4 @@ def make_shapes(out_dir: str | Path, num_train: int, num_val: int, seed: int, si
         summary[f"{split}_annotations"] = out_dir / "annotations" / f"instances_{split}.json"
         summary["num_images"][split] = len(dataset["images"])
         summary["num_annotations"][split] = len(dataset["annotations"])
-    return summary
-
-
-def generate(args: argparse.Namespace) -> dict:
-    summary = make_shapes(args.output_dir, args.num_train, args.num_val, args.seed, size=args.size,
-                          min_objects=args.min_objects, max_objects=args.max_objects)
-    images, objects = summary["num_images"], summary["num_annotations"]
-    print(f"shapes: {images['train']} train images ({objects['train']} objects), {images['val']} val images "
-          f"({objects['val']} objects), {args.size} px, seed {args.seed}, in {args.output_dir}")
     return summary

@@ -13,7 +13,6 @@ Layout (ImageNet-style class folders, read by workbench.data.classification.Imag
 
 The command line is `tools/make_shapes_cls.py`.
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -129,13 +128,4 @@ def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 
                                 tuple(extent))
             Image.fromarray(pixels).save(root / split / name / f"{index:06d}.png", compress_level=1)
     (root / MARKER).write_text("\n".join(CLASSES) + "\n")
-    return root
-
-
-def generate(args: argparse.Namespace) -> Path:
-    root = make_shapes_cls(args.output_dir, args.num_train, args.num_val, args.seed, args.size, args.background,
-                           tuple(args.extent))
-    print(f"shapes classification: {args.num_train} train and {args.num_val} val images of {len(CLASSES)} classes, "
-          f"{args.size} px, {args.background} background, extent {args.extent[0]:g}-{args.extent[1]:g}, seed "
-          f"{args.seed}, in {root}")
     return root

@@ -1,11 +1,10 @@
-"""The training skeleton that detection and classification share: the command line, the config, the model wrapped
-for SyncBN and DDP, optimizer, schedule and resume, the seeded batches, the loop, the curves and the final report.
+"""The training skeleton that detection and classification share: the config, the model wrapped for SyncBN and DDP,
+optimizer, schedule and resume, the seeded batches, the loop, the curves and the final report. The command line is
+`workbench.cli.training`.
 
 A `Task` says what differs: how to build the model and the data, the training step, the evaluation and the report.
 """
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from workbench.engine.loop import LoopSettings, NonFiniteError, TrainState, trai
 from workbench.engine.metrics import plot_curves
 from workbench.engine.solver import ErrorWarmup, build_optimizer, build_scheduler
 from workbench.engine.stop_signals import ignore_stop_signals
-from workbench.errors import MissingFileError, UserError
+from workbench.errors import MissingFileError, TrainingStopped, UserError
 
 
 class Task:
@@ -71,46 +70,35 @@ class Task:
         return results
 
 
-def args_parser(description: str, configs: str) -> argparse.ArgumentParser:
-    """--config, --output-dir, --resume, --print-config and key=value overrides."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help=f"YAML config (see {configs})")
-    parser.add_argument("--output-dir", help="overrides train.output_dir")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
-    parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
-    parser.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. solver.lr=0.01")
-    return parser
-
-
-def resolve_config(defaults: dict, args: argparse.Namespace) -> dict:
-    """Defaults, then the file, then overrides, then --output-dir (a path, taken as it is), then the rescaling to
+def resolve_config(defaults: dict, config_file: str | None = None, overrides: list[str] = (),
+                   output_dir: str | None = None) -> dict:
+    """Defaults, then the file, then overrides, then `output_dir` (a path, taken as it is), then the rescaling to
     `solver.reference_batch_size` (`recipe.scaled_to_batch`); impossible values are a UserError before any work
     starts."""
-    config = load_config(defaults, args.config, args.overrides)
-    if args.output_dir:
-        config["train"]["output_dir"] = args.output_dir
+    config = load_config(defaults, config_file, overrides)
+    if output_dir:
+        config["train"]["output_dir"] = output_dir
     return check_values(recipe.scaled_to_batch(check_values(config)))
 
 
-def run(args: argparse.Namespace, defaults: dict, task: type[Task]) -> dict:
-    """Prints the config (--print-config) or trains `task` on it. A non-finite loss, or a collective broken by
-    another process's failure, exits with a message; a broken group is left as it is, since leaving it cleanly could
-    wait for ever."""
-    config = resolve_config(defaults, args)
-    if args.print_config:
-        print(format_config(config))
-        return {}
+def run(config: dict, task: type[Task], resume: bool = False) -> dict:
+    """Trains `task` on `config` (see `train`), then leaves the process group.
+
+    Raises:
+        TrainingStopped: a non-finite loss, or a collective broken by another process's failure; a broken group is
+            left as it is, since leaving it cleanly could wait for ever.
+    """
     group_broken = False
     try:
-        return train(task(config), args.resume)
+        return train(task(config), resume)
     except NonFiniteError as error:
-        sys.exit(f"training stopped: {error}")
+        raise TrainingStopped(str(error)) from error
     except RuntimeError as error:
         if not distributed.is_collective_error(error):
             raise
         group_broken = True
-        sys.exit(f"training stopped: a collective operation failed, most likely because another process of the job "
-                 f"failed or was killed (see its output): {str(error).splitlines()[0]}")
+        raise TrainingStopped(f"a collective operation failed, most likely because another process of the job "
+                              f"failed or was killed (see its output): {str(error).splitlines()[0]}") from error
     finally:
         if not group_broken:
             distributed.cleanup()

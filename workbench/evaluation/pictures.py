@@ -4,7 +4,6 @@ As a script, draws a COCO results file onto the images of its annotation file: o
 
 The command line is `tools/visualize.py`.
 """
-import argparse
 import colorsys
 import json
 import math
@@ -136,25 +135,28 @@ def coco_results_to_prediction(results: list[dict], cat_id_to_label: dict[int, i
     return prediction
 
 
-def draw_results_file(args: argparse.Namespace) -> Path:
-    coco = COCO(args.gt)
+def draw_results_file(gt: str | Path, dets: str | Path, images_dir: str | Path, output_dir: str | Path,
+                      score_threshold: float, max_images: int, columns: int) -> Path:
+    """Draws the COCO results file `dets` onto the first `max_images` images of the annotation file `gt` (their files
+    under `images_dir`): one PNG per image and grid.png (`columns` images a row) in `output_dir`, of the detections
+    scoring at least `score_threshold`; returns the grid's path."""
+    coco = COCO(gt)
     category_ids = sorted(coco.getCatIds())
     class_names = ["__background__"] + [coco.cats[c]["name"] for c in category_ids]
     cat_id_to_label = {category_id: label for label, category_id in enumerate(category_ids, start=1)}
     results_by_image = defaultdict(list)
-    for result in json.loads(Path(args.dets).read_text()):
+    for result in json.loads(Path(dets).read_text()):
         results_by_image[result["image_id"]].append(result)
-    out = Path(args.output_dir)
+    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     images, predictions = [], []
-    for info in coco.loadImgs(sorted(coco.getImgIds())[:args.max_images]):
-        image = np.asarray(Image.open(Path(args.images) / info["file_name"]).convert("RGB"))
+    for info in coco.loadImgs(sorted(coco.getImgIds())[:max_images]):
+        image = np.asarray(Image.open(Path(images_dir) / info["file_name"]).convert("RGB"))
         prediction = coco_results_to_prediction(results_by_image[info["id"]], cat_id_to_label)
-        draw_predictions(image, prediction, class_names, args.score_threshold).save(
+        draw_predictions(image, prediction, class_names, score_threshold).save(
             out / f"{Path(info['file_name']).stem}.png")
         images.append(image)
         predictions.append(prediction)
-    grid = save_prediction_grid(images, predictions, class_names, out / "grid.png", args.score_threshold,
-                                args.columns)
+    grid = save_prediction_grid(images, predictions, class_names, out / "grid.png", score_threshold, columns)
     print(f"drew {len(images)} images into {out}; all of them in {grid}")
     return grid

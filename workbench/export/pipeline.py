@@ -3,7 +3,6 @@ file that passes is put at the output path.
 
 The command line is `tools/export.py`.
 """
-import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from .metadata import METADATA_KEY, build_metadata, interface
 from .onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 from .onnx_runtime import load_onnx
 from .sample_images import describe, file_inputs, random_inputs
-from .subjects import ExportSubject, subject_from_args
+from .subjects import ExportSubject
 from .torchscript import export_torchscript, load_torchscript
 from .verify import Verification, verify_outputs
 
@@ -98,13 +97,3 @@ def export_and_verify(subject: ExportSubject, output: str | Path, fmt: str = "on
     log(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB; metadata key {METADATA_KEY!r}: kind "
         f"{metadata['kind']}, inputs {', '.join(spec['name'] for spec in metadata['inputs'])})")
     return ExportResult(output, metadata, verification)
-
-
-def export_from_args(args: argparse.Namespace) -> ExportResult:
-    """The export a `tools/export.py` command line asks for; for ONNX the optional packages are checked before any
-    model is built."""
-    if args.format == "onnx":
-        require_onnx_extra()
-    subject = subject_from_args(args)
-    return export_and_verify(subject, args.output, args.format, opset=args.opset, tolerance=args.tolerance,
-                             images=args.images, seed=args.seed)

@@ -1,11 +1,10 @@
 """What gets exported: a backbone, a classifier or a detector, with the facts its exported file carries.
 
-`subject_for(model)` describes a model built in Python; `subject_from_args(args)` builds the model a command line of
-`tools/export.py` names (a features-only backbone, a classifier checkpoint or weights, a detector config and weights).
+`subject_for(model)` describes a model built in Python; `backbone_subject`, `classifier_checkpoint_subject` and
+`detector_subject` build the model that `tools/export.py` names (a features-only backbone, a classifier checkpoint or
+weights, a detector config and weights).
 """
-import argparse
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ DETECTOR_KINDS = ("faster_rcnn", "mask_rcnn")
 BACKGROUND = "__background__"
 NORMALIZATION_KEYS = ("mean", "std", "channel_order", "pixel_range")
 CLASS_NAME_FILES = (".json", ".txt")
-OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")  # a config override (model.options.min_size=64)
 
 
 @dataclass
@@ -213,34 +211,3 @@ def backbone_subject(name: str, weights: str | None = None, *, features_only: bo
     except ValueError as error:
         raise UserError(str(error)) from error
     return subject_for(model, "classifier", class_names=read_class_names(class_names))
-
-
-def subject_from_args(args: argparse.Namespace) -> ExportSubject:
-    """The subject a `tools/export.py` command line names: `--checkpoint` (a classifier), `--config` with
-    `--weights` (a detector), or `--backbone` (features-only with `--features-only`, else a classifier)."""
-    given = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--config", args.config),
-                                      ("--backbone", args.backbone)) if value]
-    if len(given) != 1:
-        raise UserError("give one of --checkpoint (a train_cls.py checkpoint), --config with --weights (a detector) "
-                        f"or --backbone (a registered name); got {', '.join(given) or 'none'}")
-    if (args.features_only or args.out_indices or args.num_classes) and not args.backbone:
-        raise UserError("--features-only, --out-indices and --num-classes go with --backbone")
-    for flag, values in (("--class-names", args.class_names), ("--images", args.images)):
-        swallowed = [value for value in values or () if OVERRIDE.match(value)]
-        if swallowed:
-            raise UserError(f"{flag} got {' '.join(swallowed)}, which looks like a config override; put key=value "
-                            f"overrides before {flag} (it takes every word after it)")
-    if args.overrides and not args.config:
-        raise UserError(f"config overrides ({' '.join(args.overrides)}) go with --config")
-    if args.checkpoint:
-        if args.weights:
-            raise UserError("give --checkpoint alone: it holds its weights")
-        return classifier_checkpoint_subject(args.checkpoint, args.class_names)
-    if args.config:
-        if not args.weights:
-            raise UserError("--config needs --weights (a whole-detector checkpoint)")
-        return detector_subject(args.config, args.weights, args.overrides, args.class_names)
-    if args.features_only and args.class_names:
-        raise UserError("--class-names describes a classifier or a detector, not a features-only backbone")
-    return backbone_subject(args.backbone, args.weights, features_only=args.features_only,
-                            out_indices=args.out_indices, num_classes=args.num_classes, class_names=args.class_names)

@@ -1,17 +1,17 @@
 """Evaluate a classifier: top-1/top-5, per-class accuracy and a confusion matrix, center-crop or 10-crop.
 
 Two inputs:
-- `--checkpoint`: a train_cls.py checkpoint (its config says the model and the data);
-- `--config` and `--weights`: any weights `backbones.load_weights` reads (torchvision, timm, ours...) for the model
-  and data of a config.
+- a train_cls.py checkpoint (`from_checkpoint`: its config says the model and the data);
+- a config and any weights `backbones.load_weights` reads (torchvision, timm, ours...) for its model (`from_weights`).
 
 The command line is `tools/eval_cls.py`.
 
-`--ten-crop` is the paper's Table 3 protocol: the four corners and the center of the resized image, and their
+10-crop testing is the paper's Table 3 protocol: the four corners and the center of the resized image, and their
 horizontal flips, scored by the mean of the ten softmax outputs.
 """
-import argparse
 from pathlib import Path
+
+from torch import nn
 
 from workbench.config.loader import load_config, merge
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
@@ -23,29 +23,28 @@ from workbench.tasks.classification import build_datasets, eval_sizes, normalisa
 from workbench.tasks.classification_model import classifier_from_weights, load_classifier
 
 
-def load_model_and_config(args: argparse.Namespace):
-    """The model with its weights and the config (the checkpoint's or the file's, with the overrides)."""
-    if args.checkpoint:
-        if args.config or args.weights:
-            raise UserError("give --checkpoint alone, or --config with --weights")
-        model, saved = load_classifier(args.checkpoint)
-        return model, load_config(merge(CLASSIFICATION_DEFAULTS, saved), None, args.overrides), Path(args.checkpoint)
-    if not (args.config and args.weights):
-        raise UserError("give --checkpoint (a train_cls.py checkpoint) or --config with --weights")
-    config = load_config(CLASSIFICATION_DEFAULTS, args.config, args.overrides)
-    return classifier_from_weights(config["model"], args.weights), config, Path(args.weights)
+def from_checkpoint(checkpoint: str, overrides: list[str] = ()) -> tuple[nn.Module, dict]:
+    """The classifier of a train_cls.py checkpoint and its config, with `overrides`."""
+    model, saved = load_classifier(checkpoint)
+    return model, load_config(merge(CLASSIFICATION_DEFAULTS, saved), None, overrides)
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    """Scores a train_cls.py checkpoint, or weights with a config, center-crop or 10-crop."""
-    model, config, weights = load_model_and_config(args)
+def from_weights(config_file: str, weights: str, overrides: list[str] = ()) -> tuple[nn.Module, dict]:
+    """The classifier of `config_file` (with `overrides`) with `weights` of any format, and the config."""
+    config = load_config(CLASSIFICATION_DEFAULTS, config_file, overrides)
+    return classifier_from_weights(config["model"], weights), config
+
+
+def evaluate(model: nn.Module, config: dict, output_dir: str | Path, ten_crop: bool = False) -> dict:
+    """Scores `model` on the validation split of `config`, center-crop or 10-crop; prints the per-class table and
+    the summary, and writes results and the confusion matrix to `output_dir`."""
     try:
         device = distributed.select_device(config["train"]["device"])
         model = model.to(device)
-        output_dir = Path(args.output_dir or weights.parent)
+        output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         val_transform, suffix = None, ""
-        if args.ten_crop:
+        if ten_crop:
             resize, crop = eval_sizes(config["data"], model)
             if crop is None:
                 raise UserError("--ten-crop needs a crop smaller than the image: set data.eval_crop (and "
@@ -57,7 +56,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         results = report_evaluation(model, val_set, device, config, output_dir, final=True, suffix=suffix)
         if distributed.is_main_process():
             print(format_per_class(results))
-            print(("10-crop: " if args.ten_crop else "center crop: ") + format_summary(results))
+            print(("10-crop: " if ten_crop else "center crop: ") + format_summary(results))
             print(f"results and confusion matrix: {output_dir}")
         return results
     finally:

@@ -4,7 +4,6 @@ Runs offline in minutes on two cores and says where the pictures are. `make demo
 
 The command line is `tools/demo.py`.
 """
-import argparse
 import time
 from pathlib import Path
 
@@ -26,11 +25,11 @@ class DemoTask(DetectionTask):
         return super().evaluate(model, val_set, device, output_dir, final)
 
 
-def run_demo(args: argparse.Namespace) -> dict:
-    """Generates the shapes under `args.output_dir`, trains and evaluates the config's detector there, and says
-    where the pictures are."""
-    output_dir = Path(args.output_dir)
-    config = load_config(DETECTION_DEFAULTS, args.config, args.overrides)
+def run_demo(config_file: str, output_dir: str | Path, overrides: list[str] = ()) -> dict:
+    """Generates the shapes under `output_dir`, trains and evaluates the detector of `config_file` (with
+    `overrides`) there, and says where the pictures are."""
+    output_dir = Path(output_dir)
+    config = load_config(DETECTION_DEFAULTS, config_file, overrides)
     config["train"]["output_dir"], config["data"]["root"] = str(output_dir / "train"), str(output_dir / "shapes")
     started = time.perf_counter()
     shapes = config["data"]["shapes"]

@@ -1,16 +1,15 @@
 """Running a trained model on your own images, as detectron2's `demo/demo.py` does.
 
-- A detector (`--config` with `--weights`, a train_det.py checkpoint alone, or an exported `--onnx` file) writes one
+- A detector (a config with weights, a train_det.py checkpoint alone, or an exported ONNX file) writes one
   COCO-results JSON (boxes, scores, category ids and names, RLE masks) and one picture per image with its boxes,
   masks and class names.
-- A classifier (a train_cls.py checkpoint alone, or `--config` of a classification config with `--weights`) writes
+- A classifier (a train_cls.py checkpoint alone, or a classification config with weights) writes
   the top-5 classes of each image.
 
 Files that cannot be read are skipped with a warning naming each, and counted at the end.
 
 The command line is `tools/predict.py`.
 """
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -19,31 +18,28 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from workbench.data.image_files import ImageFiles, as_list, find_images, picture_names
-from workbench.errors import UserError
+from workbench.data.image_files import ImageFiles, as_list, picture_names
 from workbench.evaluation.coco import image_to_coco
 from workbench.evaluation.detector import only_categories
 from workbench.evaluation.pictures import draw_predictions
-from workbench.tasks.predictors import Predictor, load_predictor
+from workbench.tasks.predictors import Predictor
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
 
 
-def predict(args: argparse.Namespace) -> list[dict]:
-    """Runs the model that the arguments name on the images of `args.input`; writes `predictions.json` (and a
-    picture per image for a detector) into `args.output_dir`; returns what the JSON holds."""
-    if not 0 <= args.score_thresh <= 1:
-        raise UserError(f"--score-thresh must lie in 0..1, got {args.score_thresh}")
-    files = find_images(args.input)
-    predictor = load_predictor(args)
-    output_dir = Path(args.output_dir)
+def predict(predictor: Predictor, files: list[Path], output_dir: str | Path, score_thresh: float, batch_size: int,
+            workers: int) -> list[dict]:
+    """Runs `predictor` on the image `files` (as `find_images` lists them), `batch_size` at a time read by `workers`
+    processes; writes `predictions.json` (and a picture per image for a detector, of the detections scoring at least
+    `score_thresh`) into `output_dir`; returns what the JSON holds."""
+    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(ImageFiles(files, predictor.transform), batch_size=args.batch_size, num_workers=args.workers,
+    loader = DataLoader(ImageFiles(files, predictor.transform), batch_size=batch_size, num_workers=workers,
                         collate_fn=as_list)
     if predictor.kind == "detector":
-        results, unreadable = detect(predictor, loader, files, output_dir, args.score_thresh)
+        results, unreadable = detect(predictor, loader, files, output_dir, score_thresh)
     else:
         results, unreadable = classify(predictor, loader, files)
     (output_dir / "predictions.json").write_text(json.dumps(results))

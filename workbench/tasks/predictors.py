@@ -1,6 +1,5 @@
-"""The model `tools/predict.py` runs, from what its command line names: a detector or a classifier, with the class
-names and category ids of its labels and the image transform it needs."""
-import argparse
+"""The model `tools/predict.py` runs, from a config and weights, a training checkpoint or an exported file: a detector
+or a classifier, with the class names and category ids of its labels and the image transform it needs."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,27 +89,23 @@ def onnx_detector(path: str) -> Predictor:
     return Predictor("detector", model, class_names, label_to_cat_id, None, torch.device("cpu"))
 
 
-def load_predictor(args: argparse.Namespace) -> Predictor:
-    """The model that `--onnx`, or `--config` and/or `--weights` name (see `tools/predict.py`)."""
-    if args.onnx:
-        if args.config or args.weights:
-            raise UserError("--onnx runs an exported file alone; leave out --config and --weights")
-        return onnx_detector(args.onnx)
-    if not args.weights:
-        raise UserError("give --weights (with --config, unless it is a train_det.py / train_cls.py checkpoint), "
-                        "or --onnx")
+def load_predictor(weights: str, config_file: str | None = None, overrides: list[str] = (),
+                   device: str | None = None) -> Predictor:
+    """The detector or classifier of `config_file` (with `overrides`) with `weights` of any supported format, or,
+    without a config, of a train_det.py / train_cls.py checkpoint, on `device` (default: the config's
+    train.device)."""
     state = None  # a training checkpoint's contents, read once
-    if args.config:
-        kind = config_kind(args.config)
-        config = load_config(SCHEMAS[kind], args.config, args.overrides)
+    if config_file:
+        kind = config_kind(config_file)
+        config = load_config(SCHEMAS[kind], config_file, overrides)
     else:
-        state = load_training_state(args.weights)
-        saved = saved_config(state, args.weights)
+        state = load_training_state(weights)
+        saved = saved_config(state, weights)
         kind = "detection" if "kind" in saved["model"] else "classification"
-        config = load_config(merge(SCHEMAS[kind], saved), None, args.overrides)
-    device = distributed.select_device(args.device or config["train"]["device"])
+        config = load_config(merge(SCHEMAS[kind], saved), None, overrides)
+    device = distributed.select_device(device or config["train"]["device"])
     if kind == "detection":
-        return detector(config, args.weights, device)
+        return detector(config, weights, device)
     if state is None:
-        return classifier(classifier_from_weights(config["model"], args.weights), config, device)
-    return classifier(classifier_from_state(state, args.weights)[0], config, device)
+        return classifier(classifier_from_weights(config["model"], weights), config, device)
+    return classifier(classifier_from_state(state, weights)[0], config, device)

@@ -64,11 +64,11 @@ def test_unknown_models_are_refused_before_any_training(tmp_path, name, message)
     assert not (tmp_path / "resnet20_cifar").exists()
 
 
-def test_tiny_run_trains_each_model_once(tmp_path, quick_cls_overrides, capsys, tool_args):
-    args = ["--models", "plain20_cifar", "resnet20_cifar", "--output-dir", str(tmp_path),
-            "--config", "configs/classification/degradation_shapes_cpu.yaml"]
+def test_tiny_run_trains_each_model_once(tmp_path, quick_cls_overrides, capsys):
     overrides = quick_cls_overrides + ["solver.max_iter=2", "train.eval_period=1", "eval.batch_size=20"]
-    rows = degradation.run_degradation(tool_args("degradation", overrides + args))
+    args = ("configs/classification/degradation_shapes_cpu.yaml", ["plain20_cifar", "resnet20_cifar"], tmp_path,
+            overrides)
+    rows = degradation.run_degradation(*args)
     assert [(r["model"], r["depth"]) for r in rows] == [("plain20_cifar", 20), ("resnet20_cifar", 20)]
     assert rows[0]["params"] == rows[1]["params"] > 200_000  # option A shortcuts have no parameters
     output = capsys.readouterr().out
@@ -76,5 +76,5 @@ def test_tiny_run_trains_each_model_once(tmp_path, quick_cls_overrides, capsys, 
     assert f"layer_responses.py {tmp_path / 'plain20_cifar/model_final.pth'}" in output
     assert len(degradation.error_curves(tmp_path / "resnet20_cifar/metrics.jsonl")["test"]) == 2
     stamp = (tmp_path / "resnet20_cifar/model_final.pth").stat().st_mtime_ns
-    degradation.run_degradation(tool_args("degradation", overrides + args))  # re-plots without retraining
+    degradation.run_degradation(*args)  # re-plots without retraining
     assert (tmp_path / "resnet20_cifar/model_final.pth").stat().st_mtime_ns == stamp

@@ -47,14 +47,13 @@ def test_no_images_is_an_error():
         layer_responses.response_stds(backbones.create_backbone("resnet20_cifar"), [], torch.device("cpu"))
 
 
-def test_cli_on_checkpoints_draws_fig7(tmp_path, tiny_shapes_cls, capsys, tool_args):
+def test_checkpoints_draw_fig7(tmp_path, tiny_shapes_cls, capsys):
     config = load_config(CLASSIFICATION_DEFAULTS, None, [f"data.root={tiny_shapes_cls}",
                                                          "model.backbone=resnet20_cifar", "data.eval_crop=16"])
     torch.save({"model": build_classifier(config["model"]).state_dict(), "config": config}, tmp_path / "model.pth")
     checkpoint = str(tmp_path / "model.pth")
-    curves = layer_responses.plot_layer_responses(tool_args("layer_responses", [
-        checkpoint, checkpoint, "--labels", "a", "b", "--num-images", "6", "--batch-size", "4",
-        "--output-dir", str(tmp_path / "fig7.png")]))
+    curves = layer_responses.plot_layer_responses([checkpoint, checkpoint], tmp_path / "fig7.png", labels=["a", "b"],
+                                                  num_images=6, batch_size=4)
     assert list(curves) == ["a", "b"] and len(curves["a"]) == 18 and curves["a"] == curves["b"]
     output = capsys.readouterr().out
     assert (tmp_path / "fig7.png").is_file() and "mean std" in output and "a  " in output

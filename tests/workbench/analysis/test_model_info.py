@@ -26,9 +26,8 @@ def test_parameters_and_default_input_size():
     assert cifar["input_size"] == (3, 32, 32) and cifar["macs"] / 1e6 == pytest.approx(41, abs=1)
 
 
-def test_cli_prints_a_row_per_matching_model_and_its_stages(capsys, tool_args):
-    args = ["resnet1[05]*", "plain18", "--size", "64", "--per-stage"]
-    rows = model_info.print_model_facts(tool_args("model_info", args))
+def test_prints_a_row_per_matching_model_and_its_stages(capsys):
+    rows = model_info.print_model_facts(["resnet1[05]*", "plain18"], size=64, per_stage=True)
     assert [row["name"] for row in rows] == ["resnet101", "resnet152", "plain18"]
     assert all(list(row["stages"]) == ["conv1", "layer1", "layer2", "layer3", "layer4", "fc"] for row in rows)
     assert all(sum(row["stages"].values()) == row["macs"] for row in rows)
@@ -36,8 +35,8 @@ def test_cli_prints_a_row_per_matching_model_and_its_stages(capsys, tool_args):
     assert header.split()[-2:] == ["layer4", "fc"] and "plain18" in last
 
 
-def test_cli_prints_a_row_for_every_resnext_and_wide_resnet(capsys, tool_args):
-    rows = model_info.print_model_facts(tool_args("model_info", ["resnext*", "wide_resnet*", "--size", "64"]))
+def test_prints_a_row_for_every_resnext_and_wide_resnet(capsys):
+    rows = model_info.print_model_facts(["resnext*", "wide_resnet*"], size=64)
     names = ["resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d", "resnext50_32x4d", "wide_resnet101_2",
              "wide_resnet50_2"]
     assert [row["name"] for row in rows] == names
@@ -45,8 +44,8 @@ def test_cli_prints_a_row_for_every_resnext_and_wide_resnet(capsys, tool_args):
     assert printed == names
 
 
-def test_cli_gives_a_row_for_every_preactivation_net(capsys, tool_args):
-    rows = model_info.print_model_facts(tool_args("model_info", ["resnetv2_*", "preact_*"]))
+def test_gives_a_row_for_every_preactivation_net(capsys):
+    rows = model_info.print_model_facts(["resnetv2_*", "preact_*"])
     names = ["resnetv2_101", "resnetv2_152", "resnetv2_18", "resnetv2_34", "resnetv2_50", "preact_resnet1001_cifar",
              "preact_resnet110_cifar", "preact_resnet164_cifar"]
     assert [row["name"] for row in rows] == names

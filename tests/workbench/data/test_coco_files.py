@@ -22,10 +22,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from workbench import cli
+from workbench.cli import evaluation
 from workbench.data import coco_files
 from workbench.data.coco_files import read_annotation_file, read_results
 from workbench.errors import UserError
-from workbench.tasks import detection_evaluation
 
 
 def square(ann_id, image_id, category_id, x, y, side):
@@ -142,7 +142,7 @@ def write(tmp_path, gt, detections):
 
 
 def run_eval_det(tool_parser, gt, detections, iou_types=("bbox", "segm")):
-    return cli.run(detection_evaluation.evaluate, tool_parser("eval_det"),
+    return cli.run(evaluation.evaluate_detections, tool_parser("eval_det"),
                    ["--gt", str(gt), "--dets", str(detections), "--iou-types", *iou_types])
 
 

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from workbench.cli import shapes as cli_shapes
 from workbench.data import shapes
 
 SIZE = 64
@@ -126,7 +127,7 @@ def test_occlusion_is_mild():
 def test_cli_writes_the_dataset_and_prints_a_summary(tmp_path, capsys, tool_args):
     args = tool_args("make_shapes", ["--out", str(tmp_path), "--num-train", "2", "--num-val", "1", "--seed", "5",
                                      "--size", "48", "--max-objects", "2"])  # --out: the old spelling of --output-dir
-    summary = shapes.generate(args)
+    summary = cli_shapes.make_shapes(args)
     assert summary["num_images"] == {"train": 2, "val": 1}
     assert summary["val_annotations"].is_file()
     assert all(1 <= n <= 2 for n in objects_per_image(load_split(tmp_path, "train")))

@@ -6,8 +6,9 @@ Usage: python counting_training.py [train_cls.py arguments ...]
 import sys
 
 from workbench import cli
+from workbench.cli import training
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
-from workbench.engine import distributed, trainer
+from workbench.engine import distributed
 from workbench.tasks.classification import ClassificationTask
 
 
@@ -22,5 +23,5 @@ class CountingTask(ClassificationTask):
 
 
 if __name__ == "__main__":
-    cli.run(lambda args: trainer.run(args, CLASSIFICATION_DEFAULTS, CountingTask), trainer.args_parser("", ""),
+    cli.run(lambda args: training.train(args, CLASSIFICATION_DEFAULTS, CountingTask), training.args_parser("", ""),
             sys.argv[1:])

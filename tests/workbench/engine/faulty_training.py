@@ -5,8 +5,10 @@ Usage: python faulty_training.py {det,cls} RANK ITERATION [train_det.py / train_
 """
 import sys
 
+from workbench import cli
+from workbench.cli import training
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS
-from workbench.engine import distributed, trainer
+from workbench.engine import distributed
 from workbench.tasks.classification import ClassificationTask
 from workbench.tasks.detection import DetectionTask
 
@@ -30,7 +32,7 @@ def main() -> None:
                 return losses
             return wrapped
 
-    trainer.run(trainer.args_parser("", "").parse_args(arguments), defaults, FaultyTask)
+    cli.run(lambda args: training.train(args, defaults, FaultyTask), training.args_parser("", ""), arguments)
 
 
 if __name__ == "__main__":

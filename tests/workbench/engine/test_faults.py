@@ -105,9 +105,7 @@ def saved_iteration(output_dir: Path) -> int:
 def train(tool: str, output_dir: Path, overrides: list[str], resume: bool = False):
     """Trains in this process; a resumed run may have another process count than the one it continues."""
     task, defaults, _, config = TOOLS[tool]
-    args = trainer.args_parser("", "").parse_args(
-        ["--config", config, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
-    return trainer.run(args, defaults, task)
+    return trainer.run(trainer.resolve_config(defaults, config, overrides, str(output_dir)), task, resume)
 
 
 @pytest.fixture(scope="module")

@@ -55,9 +55,8 @@ def test_no_reference_or_the_same_batch_changes_nothing(reference):
 
 
 def test_a_loaded_config_is_rescaled_to_its_batch():
-    args = trainer.args_parser("", "").parse_args(["--config", CONFIG, "data.batch_size=64",
-                                                    "solver.reference_batch_size=32"])
-    solver = trainer.resolve_config(CLASSIFICATION_DEFAULTS, args)["solver"]
+    solver = trainer.resolve_config(CLASSIFICATION_DEFAULTS, CONFIG, ["data.batch_size=64",
+                                                                      "solver.reference_batch_size=32"])["solver"]
     assert solver["lr"] == pytest.approx(0.04) and solver["max_iter"] == 750 and solver["reference_batch_size"] == 64
 
 

@@ -56,7 +56,7 @@ def test_save_prediction_grid_upscales_and_tiles(tmp_path):
     assert (tile[40 * factor:, 45 * factor:] == 128).all()
 
 
-def test_cli_draws_a_coco_results_file(tmp_path, tool_args):
+def test_a_coco_results_file_is_drawn_per_image_and_as_a_grid(tmp_path):
     (tmp_path / "images").mkdir()
     images, results = [], []
     for image_id in (1, 2, 3):
@@ -71,10 +71,8 @@ def test_cli_draws_a_coco_results_file(tmp_path, tool_args):
     categories = [{"id": 3, "name": "circle"}, {"id": 7, "name": "square"}]
     (tmp_path / "gt.json").write_text(json.dumps({"images": images, "annotations": [], "categories": categories}))
     (tmp_path / "dets.json").write_text(json.dumps(results))
-    args = tool_args("visualize", ["--gt", str(tmp_path / "gt.json"), "--dets", str(tmp_path / "dets.json"),
-                                   "--images", str(tmp_path / "images"), "--output-dir", str(tmp_path / "out"),
-                                   "--max-images", "2"])
-    grid = draw_results_file(args)
+    grid = draw_results_file(tmp_path / "gt.json", tmp_path / "dets.json", tmp_path / "images", tmp_path / "out",
+                             score_threshold=0.5, max_images=2, columns=4)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "2.png", "grid.png"]
     drawn = np.asarray(Image.open(tmp_path / "out" / "1.png").convert("RGB"))
     assert drawn.shape == (HEIGHT, WIDTH, 3)

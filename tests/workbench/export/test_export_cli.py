@@ -8,10 +8,10 @@ import torch
 
 import backbones
 from workbench import cli
+from workbench.cli import export as export_cli
 from workbench.config.loader import load_config
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.export import OnnxClassifier, OnnxDetector, read_metadata
-from workbench.export.pipeline import export_from_args
 from workbench.export.sample_images import file_inputs
 from workbench.export.subjects import classifier_checkpoint_subject
 from workbench.tasks.detection import build_model
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:F
 @pytest.fixture
 def export(tool_parser):
     """`export(argv)`: tools/export.py's main on `argv`, through workbench.cli.run."""
-    return lambda argv: cli.run(export_from_args, tool_parser("export"), [str(a) for a in argv])
+    return lambda argv: cli.run(export_cli.export, tool_parser("export"), [str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")

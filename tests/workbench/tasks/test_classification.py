@@ -17,12 +17,12 @@ import backbones
 import heads
 from backbones.pretrained import PRETRAINED_CFGS
 from tests.backbones.weight_files import randomised, save_pickle, to_caffe2
+from workbench.cli import evaluation
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS
 from workbench.data import classification_transforms
 from workbench.data.classification_transforms import ten_crop_transform
 from workbench.engine import checkpoints, trainer
 from workbench.evaluation.classifier import evaluate_classifier
-from workbench.tasks import classification_evaluation
 from workbench.tasks.classification import ClassificationTask, eval_sizes
 
 CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
@@ -31,15 +31,14 @@ PRETRAINED_EVAL = dict(CLASSIFICATION_DEFAULTS["data"], eval_crop="pretrained")
 
 
 def train(output_dir, overrides, resume=False):
-    args = trainer.args_parser("", "").parse_args(
-        ["--config", CONFIG, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
-    return trainer.run(args, CLASSIFICATION_DEFAULTS, ClassificationTask)
+    config = trainer.resolve_config(CLASSIFICATION_DEFAULTS, CONFIG, overrides, str(output_dir))
+    return trainer.run(config, ClassificationTask, resume)
 
 
 @pytest.fixture
 def evaluate(tool_args):
     """eval_cls.py's evaluation of a command line."""
-    return lambda arguments: classification_evaluation.evaluate(tool_args("eval_cls", arguments))
+    return lambda arguments: evaluation.evaluate_classifier(tool_args("eval_cls", arguments))
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from torchvision.transforms.functional import pil_to_tensor
 
 import heads
 from workbench import cli
+from workbench.cli import evaluation
 from workbench.data.detection_samples import DetectionSamples
 from workbench.errors import UserError
-from workbench.tasks import detection_evaluation
 from workbench.tasks.dataset_training import evaluate_detector_on, train_detector
 
 CLASSES = ["circle", "square", "triangle"]
@@ -91,7 +91,7 @@ def test_train_and_evaluate_a_users_dataset_as_eval_det_scores_its_coco_json(tra
     argv = ["--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", "--weights", str(output / "model_final.pth"),
             "--output-dir", str(output / "eval_det"), f"data.root={tiny_shapes}", "model.options.min_size=64",
             "model.options.max_size=64", "data.workers=0"]
-    from_coco_json = cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv)
+    from_coco_json = cli.run(evaluation.evaluate_detections, tool_parser("eval_det"), argv)
     assert same(from_coco_json, results)
 
 
@@ -102,7 +102,7 @@ def test_evaluate_detector_on_a_users_dataset_writes_what_eval_det_reads(trained
     results = evaluate_detector_on(model.eval(), val_set, CLASSES, tmp_path, overrides=["data.workers=0"])
     assert set(results) == {"bbox"}
     argv = ["--gt", str(tmp_path / "ground_truth.json"), "--dets", str(tmp_path / "detections.json")]
-    assert same(cli.run(detection_evaluation.evaluate, tool_parser("eval_det"), argv), results)
+    assert same(cli.run(evaluation.evaluate_detections, tool_parser("eval_det"), argv), results)
 
 
 def same(a: dict, b: dict) -> bool:

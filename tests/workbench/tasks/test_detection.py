@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from workbench.cli import evaluation, training
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import trainer
 from workbench.tasks import detection_evaluation
@@ -22,9 +23,8 @@ CONFIG = "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml"
 
 
 def train(config, output_dir, overrides, resume=False):
-    args = trainer.args_parser("", "").parse_args(
-        ["--config", config, "--output-dir", str(output_dir)] + (["--resume"] if resume else []) + overrides)
-    return trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+    return trainer.run(trainer.resolve_config(DETECTION_DEFAULTS, config, overrides, str(output_dir)), DetectionTask,
+                       resume)
 
 
 @pytest.mark.parametrize("kind, neck", [("mask_rcnn", "fpn"), ("faster_rcnn", "c4")])
@@ -45,11 +45,11 @@ def test_train_then_evaluate_through_the_cli(tmp_path, quick_overrides, kind, ne
     args = tool_args("eval_det", [
         "--config", "configs/mask_rcnn_r18_fpn_shapes_cpu.yaml", "--weights", str(tmp_path / "model_final.pth"),
         "--output-dir", str(tmp_path / "eval")] + overrides)
-    assert same(detection_evaluation.evaluate(args), results)
+    assert same(evaluation.evaluate_detections(args), results)
     args = tool_args("eval_det", [
         "--gt", str(Path(quick_overrides[0].split("=", 1)[1]) / "annotations/instances_val.json"),
         "--dets", str(tmp_path / "detections.json"), "--iou-types", *sorted(expected_types)])
-    assert same(detection_evaluation.evaluate(args), results)
+    assert same(evaluation.evaluate_detections(args), results)
 
 
 def same(a: dict, b: dict) -> bool:
@@ -135,9 +135,9 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line_naming_it(tmp_path, 
 
 
 def test_print_config_shows_the_merged_config(capsys):
-    args = trainer.args_parser("", "").parse_args(
+    args = training.args_parser("", "").parse_args(
         ["--config", "configs/faster_rcnn_r101_c4_coco.yaml", "--print-config", "solver.lr=0.005"])
-    trainer.run(args, DETECTION_DEFAULTS, DetectionTask)
+    training.train(args, DETECTION_DEFAULTS, DetectionTask)
     printed = capsys.readouterr().out
     assert "neck: c4" in printed and "lr: 0.005" in printed and "backbone: resnet101.msra_in1k" in printed
 
@@ -187,7 +187,7 @@ def write_category_id_set(root: Path) -> tuple[Path, dict]:
     return config, answers
 
 
-def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monkeypatch, tool_args, caplog):
+def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monkeypatch, caplog):
     """torchvision's COCO checkpoints label by COCO category id (91 outputs): with
     model.labels_are_category_ids=true their detections score as they are, those of ids that are no category are
     left out with a warning; without it, the command says which option fits."""
@@ -195,20 +195,17 @@ def test_eval_det_scores_a_detector_whose_labels_are_category_ids(tmp_path, monk
     monkeypatch.setattr(detection_evaluation, "build_model", lambda config, device: CategoryIdDetector(answers))
     weights = tmp_path / "weights.pth"
     torch.save({"module.roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)  # saved from DDP
-    args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights),
-                                  "--output-dir", str(tmp_path / "eval"), "model.labels_are_category_ids=true"])
     with caplog.at_level(logging.WARNING):
-        results = detection_evaluation.evaluate(args)
+        results = detection_evaluation.evaluate_model(str(config), str(weights), ["model.labels_are_category_ids=true"],
+                                                      output_dir=str(tmp_path / "eval"))
     assert results["bbox"]["stats"]["AP"] == pytest.approx(1.0)
     assert {d["category_id"] for d in json.loads((tmp_path / "eval/detections.json").read_text())} == set(COCO_IDS)
     assert "3 detections had labels that are no category id" in caplog.text
 
-    args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights)])
     with pytest.raises(ValueError, match="model.num_classes=91 but .*instances.json has 3 categories; .*"
                                          "model.labels_are_category_ids=true"):
-        detection_evaluation.evaluate(args)
-    args = tool_args("eval_det", ["--config", str(config), "--weights", str(weights), "model.num_classes=81"])
+        detection_evaluation.evaluate_model(str(config), str(weights))
     with pytest.raises(ValueError, match="weights.pth has 91 class outputs .* but model.num_classes=81, so its trained "
                                          "predictor would be dropped; set model.num_classes=91 and "
                                          "model.labels_are_category_ids=true"):
-        detection_evaluation.evaluate(args)
+        detection_evaluation.evaluate_model(str(config), str(weights), ["model.num_classes=81"])

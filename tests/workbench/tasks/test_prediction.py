@@ -8,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from workbench.cli import prediction
 from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS
 from workbench.data.image_files import ImageFiles, find_images
 from workbench.engine import trainer
 from workbench.errors import UserError
-from workbench.tasks import prediction, predictors
+from workbench.tasks import predictors
 from workbench.tasks.classification import ClassificationTask
 from workbench.tasks.detection import DetectionTask
 
@@ -21,8 +22,7 @@ CLASSIFICATION_CONFIG = "configs/classification/resnet18_shapes_cls.yaml"
 
 
 def train(config, defaults, task, output_dir, overrides):
-    args = trainer.args_parser("", "").parse_args(["--config", config, "--output-dir", str(output_dir)] + overrides)
-    trainer.run(args, defaults, task)
+    trainer.run(trainer.resolve_config(defaults, config, overrides, str(output_dir)), task)
     return output_dir / "model_final.pth"
 
 
@@ -51,8 +51,7 @@ def run(tool_args):
     return lambda arguments: prediction.predict(tool_args("predict", arguments))
 
 
-def test_detector_writes_coco_results_and_a_picture_per_image(run, tool_args, detector_checkpoint, images, tmp_path,
-                                                              caplog):
+def test_detector_writes_coco_results_and_a_picture_per_image(run, detector_checkpoint, images, tmp_path, caplog):
     """The JSON holds exactly the model's detections above the threshold, as COCO results with file and category
     names and RLE masks; the unreadable file is named and counted."""
     output_dir = tmp_path / "out"
@@ -63,8 +62,7 @@ def test_detector_writes_coco_results_and_a_picture_per_image(run, tool_args, de
     assert sorted(p.name for p in output_dir.glob("*.jpg")) == ["a.jpg", "b.jpg", "sub__c.jpg"]
     assert "1 of 4 files could not be read and were skipped" in caplog.text and "broken.jpg" in caplog.text
 
-    predictor = predictors.load_predictor(tool_args("predict", ["--weights", str(detector_checkpoint), "--input",
-                                                                str(images), "--output-dir", str(output_dir)]))
+    predictor = predictors.load_predictor(str(detector_checkpoint))
     files = find_images(images)
     expected = 0
     for index, image, _ in ImageFiles(files):

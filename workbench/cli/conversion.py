@@ -1,8 +1,5 @@
-"""Convert a dataset to COCO instances JSON from the command line's arguments: each format's options to its
-converter's, then `workbench.data.converters.convert`, then the summary printed.
-
-The command line is `tools/convert_dataset.py`.
-"""
+"""The command line of convert_dataset.py: each format's options to its converter's, then
+`workbench.data.converters.convert`, then the summary printed."""
 import argparse
 
 from workbench.data import converters
@@ -36,7 +33,8 @@ def converter_options(args: argparse.Namespace) -> dict:
 
 
 def convert(args: argparse.Namespace) -> dict:
-    """Converts and writes the dataset the arguments describe; prints and returns the summary."""
+    """Converts and writes the dataset the arguments describe (`converters.convert`); prints and returns the
+    summary."""
     summary = converters.convert(args.format, args.output, args.val_fraction, args.seed, **converter_options(args))
     print(converters.format_summary(summary))
     return summary

@@ -1,8 +1,10 @@
-"""Running a tool's `main`: a user's error is one line on stderr and exit code 2, never a traceback.
+"""The command lines' side of the library: running a tool's `main`, and (in the sub-modules) turning a tool's
+parsed arguments into calls of the library, which takes configs and objects and raises exceptions.
 
-A user's error is a `workbench.errors.UserError`, or a `backbones.CheckpointError` (a weights file that cannot be
-read or does not fit the model). `--debug` (or the environment variable WORKBENCH_DEBUG=1) shows the traceback of a
-user error too; errors in our own code always show theirs.
+`run`: a user's error is one line on stderr and exit code 2, never a traceback; a `TrainingStopped` is one line and
+exit code 1. A user's error is a `workbench.errors.UserError`, or a `backbones.CheckpointError` (a weights file that
+cannot be read or does not fit the model). `--debug` (or the environment variable WORKBENCH_DEBUG=1) shows the
+traceback of a user error too; errors in our own code always show theirs.
 """
 import argparse
 import os
@@ -10,7 +12,7 @@ import sys
 from collections.abc import Callable
 
 from backbones import CheckpointError
-from workbench.errors import UserError
+from workbench.errors import TrainingStopped, UserError
 
 USER_ERROR_EXIT_CODE = 2  # as argparse uses for a bad command line
 USER_ERRORS = (UserError, CheckpointError)
@@ -27,7 +29,8 @@ def message_of(error: Exception) -> str:
 
 def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser,
         argv: list[str] | None = None) -> object:
-    """Parses `argv` (default: the command line) with `parser` plus `--debug`, and calls `main` with the result."""
+    """Parses `argv` (default: the command line) with `parser` plus `--debug`, and calls `main` with the result;
+    turns the errors above into their message and exit code."""
     parser.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     args = parser.parse_args(argv)
     try:
@@ -37,3 +40,5 @@ def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentP
             raise
         print(f"error: {message_of(error)}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
+    except TrainingStopped as error:
+        sys.exit(f"training stopped: {error}")

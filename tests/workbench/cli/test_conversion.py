@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from workbench import cli
+from workbench.cli import conversion
 from workbench.data.coco_files import read_annotation_file
-from workbench.tasks import dataset_conversion
 
 from tests.workbench.data.converters.writers import shape, voc_xml, write_image, write_labelme
 
@@ -32,7 +32,7 @@ def test_the_pennfudan_example_writes_a_seeded_split(tmp_path, tool_parser, caps
     argv = ["masks", "--images", str(tmp_path / "PNGImages"), "--masks", str(tmp_path / "PedMasks"),
             "--mask-pattern", "{stem}_mask.png", "--class-name", "person", "--val-fraction", "0.4", "--seed", "0",
             "--output", str(tmp_path / "annotations")]
-    summary = cli.run(dataset_conversion.convert, tool_parser("convert_dataset"), argv)
+    summary = cli.run(conversion.convert, tool_parser("convert_dataset"), argv)
     assert summary["images"] == 5 and summary["empty_images"] == 1 and summary["instances"] == {"person": 4}
     with caplog.at_level(logging.WARNING):
         train, val = (read_annotation_file(tmp_path / "annotations" / f"instances_{split}.json", segm=True)
@@ -68,7 +68,7 @@ def test_every_format_through_the_command_line(tmp_path, tool_parser):
     runs = {"voc": ["voc", "--annotations", str(tmp_path / "xml"), "--discover-classes", "--difficult", "skip"],
             "yolo": ["yolo", "--labels", str(tmp_path / "labels"), "--classes", str(tmp_path / "names.txt")],
             "labelme": ["labelme", "--annotations", str(tmp_path / "images")]}
-    summaries = {name: cli.run(dataset_conversion.convert, tool_parser("convert_dataset"),
+    summaries = {name: cli.run(conversion.convert, tool_parser("convert_dataset"),
                                argv + common + [str(tmp_path / f"{name}.json")]) for name, argv in runs.items()}
     assert summaries["voc"]["instances"] == {"dog": 0} and summaries["voc"]["notes"] == {
         "difficult objects: skipped": 1}
