@@ -149,7 +149,12 @@ def model_line(spec: dict, model: nn.Module) -> str:
                                                                          spec["backbone_weights"])
     start = f"the detector weights {spec['weights']}" if spec["weights"] else start
     return (f"model: {spec['kind']} on {spec['backbone']} ({start}) with neck {spec['neck']}, "
-            f"{model.num_classes} classes with the background, {parameter_count(model)}")
+            f"{class_outputs(model)} classes with the background, {parameter_count(model)}")
+
+
+def class_outputs(model: nn.Module) -> int:
+    """The detector's class outputs, background included (ours say it; torchvision's class predictor does)."""
+    return getattr(model, "num_classes", None) or model.roi_heads.box_predictor.cls_score.out_features
 
 
 def parameter_count(model: nn.Module) -> str:
