@@ -113,7 +113,8 @@ def test_ten_crop_averages_the_softmax_of_corners_center_and_flips():
 
 class MsraReference(torch.utils.data.Dataset):
     """The 56 px center crops of 64 px images as MSRA's Caffe weights take them, written independently of the code
-    under test: BGR, 0-255, the tag's mean subtracted, divided by its std."""
+    under test: BGR pixels in 0-1, the tag's mean subtracted and divided by its std (0-1 units: a std of 1/255 is
+    Caffe's mean subtraction on 0-255 pixels)."""
 
     classes = ["a", "b"]
 
@@ -127,7 +128,7 @@ class MsraReference(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         pixels = torch.from_numpy(np.array(Image.open(self.paths[index]))).permute(2, 0, 1).float()[:, 4:60, 4:60]
-        return (pixels.flip(0) - self.mean) / self.std, self.classes.index(self.paths[index].parent.name)
+        return (pixels.flip(0) / 255 - self.mean) / self.std, self.classes.index(self.paths[index].parent.name)
 
 
 @pytest.fixture(scope="module")
