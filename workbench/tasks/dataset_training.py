@@ -17,13 +17,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from workbench.config.checks import check_values
-from workbench.config.loader import check_keys, load_config, merge
+from workbench.config.loader import check_keys, merge
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.dataset_summary import data_summary
 from workbench.data.detection_samples import DetectionSamples
-from workbench.engine import distributed, recipe, trainer
+from workbench.engine import distributed, trainer
 from workbench.tasks.detection import DetectionTask, parameter_count, report_evaluation
 
 
@@ -60,13 +59,11 @@ def detection_config(class_names: Sequence[str], config: str | Path | dict | Non
                      overrides: Sequence[str] = ()) -> dict:
     """The detection config for a user's data: the defaults, then `config` (a YAML file or a dict of the same
     keys), then `key=value` overrides; `model.num_classes` follows `class_names`, checked like a command line's."""
+    defaults, config_file = DETECTION_DEFAULTS, config
     if isinstance(config, dict):
         check_keys(config, DETECTION_DEFAULTS, "config")
-        resolved = load_config(merge(DETECTION_DEFAULTS, config), None, list(overrides))
-    else:
-        resolved = load_config(DETECTION_DEFAULTS, config, list(overrides))
-    resolved["model"]["num_classes"] = len(class_names) + 1
-    return check_values(recipe.scaled_to_batch(check_values(resolved)))
+        defaults, config_file = merge(DETECTION_DEFAULTS, config), None
+    return trainer.resolve_config(defaults, config_file, [*overrides, f"model.num_classes={len(class_names) + 1}"])
 
 
 def train_detector(train_set: Dataset, val_set: Dataset, class_names: Sequence[str], *,
