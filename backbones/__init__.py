@@ -1,13 +1,5 @@
 """ResNet backbones of He et al. 2015 behind a timm-style registry, with weights from every common format."""
 from . import builders, preact_builders  # noqa: F401  (register the ResNet family)
-from .checkpoint import (
-    CheckpointError,
-    CheckpointMismatchError,
-    CheckpointNotFoundError,
-    load_weights,
-    read_checkpoint,
-    read_weights,
-)
 from .feature_extractors import feature_extractor_for
 from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
@@ -18,6 +10,14 @@ from .packed_conv import clear_weight_caches
 from .preact import PreActFeatures, ResNetV2
 from .registry import create_backbone, list_backbones, register_backbone, split_name
 from .resnet import ResNet
+from .weights import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    load_weights,
+    read_checkpoint,
+    read_weights,
+)
 
 __all__ = [
     "BackboneWithFPN", "CheckpointError", "CheckpointMismatchError", "CheckpointNotFoundError", "FeatureExtractor",

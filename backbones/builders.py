@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .checkpoint import detect_format, load_weights, read_weights
 from .conventions import ARCHITECTURE_OPTIONS, conventions
 from .feature_extractors import feature_extractor_for
 from .normalization import in_unit_range
@@ -12,6 +11,7 @@ from .hub import download_weights
 from .pretrained import PRETRAINED_CFGS, cifar_cfg, imagenet_cfg
 from .registry import register_backbone
 from .resnet import ResNet
+from .weights import detect_format, load_weights, read_weights
 
 MODEL_OPTIONS = (
     "num_classes", "in_chans", "style", "shortcut", "shortcut_pad", "norm", "output_stride", "global_pool", "drop_rate",

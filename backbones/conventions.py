@@ -23,7 +23,7 @@ import logging
 
 from torch import nn
 
-from .checkpoint import CheckpointError
+from .weights.errors import CheckpointError
 from .pretrained import PRETRAINED_CFGS, akamaster_cfg, fair_cfg, msra_cfg, timm_v2_cfg
 
 logger = logging.getLogger(__name__)

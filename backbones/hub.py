@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError
+from .weights.errors import CheckpointError
 
 HF_FILENAME = "model.safetensors"
 # torch.hub's convention: a file name's stem ends in `-` and the first hex digits of the file's sha256

@@ -8,7 +8,7 @@ timm's ResNetV2 do. The stem is a bare convolution (and max pool); the network e
 block or the final norm.
 
 Module names are torchvision's where they exist (`conv1 layer1..layer4 fc`, block norms `norm1..norm3` before
-`conv1..conv3`, `downsample` a bare 1x1 convolution); `backbones.checkpoint` renames timm's ResNetV2 checkpoints
+`conv1..conv3`, `downsample` a bare 1x1 convolution); `backbones.weights.formats.timm_v2` renames timm's ResNetV2 checkpoints
 (`stem.conv`, `stages.N.blocks.M`, `head.fc`) to them.
 """
 from collections.abc import Sequence

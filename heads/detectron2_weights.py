@@ -8,7 +8,7 @@ paths below are in facebookresearch/detectron2, under detectron2/modeling/ unles
 
 - `backbone.bottom_up.stem`, `.res2`..`.res5` (FPN; backbone/fpn.py: FPN.bottom_up, backbone/resnet.py), C4's
   `backbone.stem`, `.res2`..`.res4` and `roi_heads.res5` (roi_heads/roi_heads.py: Res5ROIHeads): renamed by
-  `backbones.checkpoint`'s detectron2 renamer to `backbone.body.conv1`, `bn1`, `layer1`..`layer4`; C4's res5 to
+  `backbones.weights.formats.detectron2`'s renamer to `backbone.body.conv1`, `bn1`, `layer1`..`layer4`; C4's res5 to
   `roi_heads.box_head.res5.` (and, for Mask R-CNN, `roi_heads.mask_head.`: the same module).
 - `backbone.fpn_lateral{2..5}`, `backbone.fpn_output{2..5}` (backbone/fpn.py: FPN, the number being log2 of the
   stride): `backbone.fpn.inner_blocks.{0..3}.0`, `backbone.fpn.layer_blocks.{0..3}.0`.
@@ -88,7 +88,8 @@ import torch
 from torch import nn
 
 from backbones import CheckpointMismatchError
-from backbones.checkpoint import mismatch_message, rename_detectron2, resnet_layout, tensor_mismatches
+from backbones.weights.formats.detectron2 import rename_detectron2
+from backbones.weights.loading import mismatch_message, resnet_layout, tensor_mismatches
 
 from .state_names import CLASS_LAYERS, CLASS_SCORES, renamed_mask_conv
 

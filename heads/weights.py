@@ -8,14 +8,8 @@ import torch
 from torch import nn
 
 from backbones import CheckpointError, CheckpointMismatchError, read_checkpoint
-from backbones.checkpoint import (
-    convert_state_dict,
-    mismatch_message,
-    note_conversions,
-    strip_shared_prefixes,
-    tensor_mismatches,
-    without_batch_counters,
-)
+from backbones.weights.formats import convert_state_dict, strip_shared_prefixes
+from backbones.weights.loading import mismatch_message, note_conversions, tensor_mismatches, without_batch_counters
 
 from .detectron2_weights import convert_detectron2_detector, is_detectron2_detector
 from .state_names import CLASS_LAYERS, renamed_mask_conv
@@ -29,7 +23,7 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike,
 
     The file is read with `torch.load(weights_only=True)` (see `backbones.read_checkpoint`); the state dict may be
     wrapped under "model" (our training checkpoints) or "state_dict", and its keys may share a wrapper's prefix
-    (`module.` of DDP, `_orig_mod.` of torch.compile; see `backbones.checkpoint.strip_shared_prefixes`). BatchNorm
+    (`module.` of DDP, `_orig_mod.` of torch.compile; see `backbones.weights.formats.strip_shared_prefixes`). BatchNorm
     batch counters are ignored on both sides, so a checkpoint trained with BatchNorm loads into frozen BatchNorm and
     back. When only the class-dependent predictor layers (`cls_score`, `bbox_pred`, `mask_fcn_logits`) differ in
     shape, they are dropped with a warning and keep their initialisation (fine-tuning on other classes).

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import backbones
-from backbones.checkpoint import CheckpointMismatchError, convert_state_dict, load_weights, read_checkpoint
+from backbones.weights import CheckpointMismatchError, convert_state_dict, load_weights, read_checkpoint
 from backbones.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from workbench.benchmarks.backbone import randomise_statistics
 

@@ -20,14 +20,14 @@ from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 
 import backbones
 import heads
-from backbones.checkpoint import (
-    BN_EPS,
+from backbones.weights import (
     CheckpointError,
     CheckpointMismatchError,
     convert_state_dict,
     load_weights,
     read_checkpoint,
 )
+from backbones.weights.formats.detectron2 import BN_EPS
 from backbones.safe_pickle import load_pickle
 from tests.backbones.weight_files import C2_MODULES, randomised, save_pickle, split_key, to_caffe2
 
@@ -562,7 +562,7 @@ def test_other_float_precisions_are_converted_with_a_note(dtype, tmp_path, caplo
     source = randomised(torchvision.models.resnet18()).state_dict()
     stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in source.items()}
     safetensors.torch.save_file(stored, tmp_path / "model.safetensors")
-    with caplog.at_level(logging.INFO, logger="backbones.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="backbones.weights.loading"):
         model = backbones.create_backbone("resnet18", pretrained=tmp_path / "model.safetensors")
     name = str(dtype).removeprefix("torch.")
     assert re.search(rf"model.safetensors: converting \d+ tensors from {name} to float32", caplog.text)

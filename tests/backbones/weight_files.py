@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from backbones.checkpoint import BN_EPS
+from backbones.weights.formats.detectron2 import BN_EPS
 
 C2_MODULES = {"conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c", "bn1": "branch2a_bn",
               "bn2": "branch2b_bn", "bn3": "branch2c_bn", "downsample.0": "branch1", "downsample.1": "branch1_bn"}

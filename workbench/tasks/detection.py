@@ -8,7 +8,7 @@ from torch import nn
 
 import heads
 from backbones import read_checkpoint
-from backbones.checkpoint import strip_shared_prefixes
+from backbones.weights.formats import strip_shared_prefixes
 from heads.detector_weights import named_weights
 from heads.state_names import CLASS_SCORES
 from workbench.config.checks import check_model_options
