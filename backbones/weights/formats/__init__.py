@@ -4,14 +4,8 @@ Formats (detected from the keys, not from the file name):
 
 - "torchvision": torchvision and timm classifiers (`conv1 bn1 layer1..layer4 fc`), and torchvision detectors, whose
   backbone sits under `backbone.body.` (our C4 detectors keep layer4 under `roi_heads.box_head.res5.`).
-- "detectron2": `stem.conv1`, `res2.0.conv1.norm`, `res2.0.shortcut`, `linear`; detectors keep the backbone under
-  `backbone.bottom_up.` (FPN) or `backbone.` with res5 under `roi_heads.res5.` (C4).
-- "caffe2": the MSRA ImageNet weights as Detectron ships them (`conv1_w`, `res_conv1_bn_s`, `res2_0_branch2a_w`, ...).
-  Their BatchNorm is a frozen affine `s * x + b`; it becomes running mean 0 and running variance 1 - eps, so that a
-  BatchNorm with eps 1e-5 computes exactly that affine. detectron2's own ImageNet files (MSRA R-50.pkl, FAIR
-  X-101-32x8d.pkl) keep the BatchNorm unfused (`_bn_gamma`, `_bn_beta`, `_bn_running_mean`, `_bn_running_var`, or
-  Caffe2's `_bn_s`, `_bn_b`, `_bn_rm`, `_bn_riv`): its statistics load as they are. Grouped (ResNeXt) weights are
-  stored as PyTorch stores them, (out, in / groups, 3, 3).
+- "detectron2", "caffe2": detectron2's backbones and detectors, and the MSRA / FAIR ImageNet weights as Detectron
+  ships them (`formats.detectron2` says how their names and BatchNorm become ours).
 - "mmpretrain": torchvision names under `backbone.`, classifier `head.fc`; mmdet detectors (ResNet and ResNeXt) are
   the same layout, with their `neck.`, `rpn_head.` and `roi_head.` ignored.
 - "akamaster": the CIFAR ResNets of akamaster/pytorch_resnet_cifar10 (torchvision names, classifier `linear`, saved
