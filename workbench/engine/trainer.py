@@ -134,9 +134,9 @@ def _train(task: Task, resume: bool, device: torch.device, output_dir: Path, mic
     state = prepare_state(model, config, device, output_dir, resume)
     data, solver = config["data"], config["solver"]
     if distributed.is_main_process():
-        summary = task.summary(unwrapped(state.model), train_set, val_set)
-        print(*[summary] if summary else [], recipe.recipe_line(config, distributed.get_world_size(), len(train_set)),
-              sep="\n", flush=True)
+        lines = (task.summary(unwrapped(state.model), train_set, val_set),
+                 recipe.recipe_line(config, distributed.get_world_size(), len(train_set)))
+        print("\n".join(line for line in lines if line), flush=True)
     batch_indices = training_batches(len(train_set), micro_batch, config["train"]["seed"],
                                      group_ids=task.group_ids(train_set), rank=distributed.get_rank(),
                                      world_size=distributed.get_world_size(),

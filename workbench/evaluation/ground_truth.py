@@ -9,16 +9,14 @@ from pycocotools import mask as mask_util
 
 
 def image_entries(image_id: int, height: int, width: int, target: dict) -> tuple[dict, list[dict]]:
-    """The COCO image entry of one sample and its annotations (without ids): `bbox` [x, y, w, h], `area`, `iscrowd`
-    and, when the target has masks, `segmentation` as a compressed RLE."""
+    """The COCO image entry of one sample and its annotations (without ids) from a target as
+    `workbench.data.detection_samples.DetectionSamples` completes it: `bbox` [x, y, w, h], `area`, `iscrowd` and,
+    when the target has masks, `segmentation` as a compressed RLE."""
     image = {"id": image_id, "height": height, "width": width, "file_name": f"{image_id}"}
     boxes = target["boxes"].tolist()
-    count = len(boxes)
-    labels = target["labels"].tolist()
-    crowd = target["iscrowd"].tolist() if "iscrowd" in target else [0] * count
-    areas = target["area"].tolist() if "area" in target else [(x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in boxes]
+    labels, crowd, areas = (target[key].tolist() for key in ("labels", "iscrowd", "area"))
     rles = []
-    if "masks" in target and count:
+    if "masks" in target and boxes:
         rles = mask_util.encode(np.asfortranarray(target["masks"].to(torch.uint8).permute(1, 2, 0).numpy()))
     annotations = []
     for k, ((x1, y1, x2, y2), label) in enumerate(zip(boxes, labels)):
