@@ -5,6 +5,7 @@ from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
 from .fuse import fuse_batchnorm
 from .hub import WeightsDownloadError
+from .moved_modules import register_moved_modules
 from .norm import freeze_batchnorm
 from .packed_conv import clear_weight_caches
 from .preact import PreActFeatures, ResNetV2
@@ -25,3 +26,6 @@ __all__ = [
     "create_backbone", "create_fpn_backbone", "feature_extractor_for", "freeze_batchnorm", "fuse_batchnorm",
     "list_backbones", "load_weights", "read_checkpoint", "read_weights", "register_backbone", "split_name",
 ]
+
+# The modules' paths before they were renamed (deprecated, for one release).
+register_moved_modules({"backbones.layout": "backbones.memory_format"})

@@ -9,7 +9,7 @@ from torch import nn
 from .freeze import freeze_stages
 from .fuse import FusedStages, foldable, needs_grad
 from .grad_checkpoint import run_stage
-from .layout import is_channels_last
+from .memory_format import is_channels_last
 
 
 def check_out_indices(out_indices: Sequence[int], num_maps: int) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from .blocks import BasicBlock, Bottleneck
 from .capabilities import onednn_convolutions
-from .layout import is_channels_last
+from .memory_format import is_channels_last
 
 # (convolution, norm) pairs by attribute name, in the stem and in every block
 CONV_NORM_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from .layout import is_channels_last
+from .memory_format import is_channels_last
 
 NORMS = ("bn", "frozen_bn", "sync_bn", "gn")
 GN_GROUPS = 32

@@ -13,15 +13,15 @@ from backbones.hub import download_weights
 from backbones.norm import set_frozen_batchnorm_eps
 from backbones.packed_conv import pack_convolutions
 
-from . import c4, fpn_heads
+from .necks import c4, fpn
 from .box_loss import TORCHVISION_BETA, set_box_loss_betas
-from .detector_weights import list_detector_weights, named_weights
+from .weights.catalog import list_detector_weights, named_weights
 from .head_init import init_heads
 from .transform import RCNNTransform
-from .weights import load_detector_weights
+from .weights.loading import load_detector_weights
 
 # Each neck module gives `build_parts` and the names of the options it takes for boxes and for masks.
-NECKS = {"fpn": fpn_heads, "c4": c4}
+NECKS = {"fpn": fpn, "c4": c4}
 # torchvision's FasterRCNN / MaskRCNN keyword arguments, passed through unchanged.
 DETECTOR_OPTIONS = (
     "rpn_pre_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train", "rpn_post_nms_top_n_test",
@@ -169,7 +169,7 @@ def faster_rcnn(
             (`"maskrcnn_resnet50_fpn.tv_coco_v1"`: downloaded once and verified; the name sets the backbone tag,
             neck, number of classes, options and FrozenBatchNorm eps its authors ran), or the path of a checkpoint:
             ours (a dict with "model"), torchvision's `fasterrcnn_resnet50_fpn` file, or a detectron2 model-zoo
-            Faster/Mask R-CNN (FPN or C4; see `heads.load_detector_weights` and `heads.detectron2_weights`). A file
+            Faster/Mask R-CNN (FPN or C4; see `heads.load_detector_weights` and `heads.weights.detectron2`). A file
             under its publisher's name (`maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth`) is taken as those named weights.
         weights_file: a local copy of the named `weights` (no download).
         **kwargs: options:

@@ -9,7 +9,7 @@ from torchvision.ops import FrozenBatchNorm2d, poolers
 
 import backbones
 from backbones.capabilities import has_operator, onednn_convolutions, private_symbol
-from backbones.layout import is_channels_last
+from backbones.memory_format import is_channels_last
 from backbones.packed_conv import PackedConv2d, pack_convolutions
 
 LOGGER = "backbones.capabilities"

@@ -13,8 +13,9 @@ from torchvision.ops import poolers
 
 import heads
 from backbones.packed_conv import PackedConv2d
-from heads import roi_align, transform
-from heads.pyramid_scales import pyramid_scales
+from heads import transform
+from heads.ops import roi_align
+from heads.ops.pyramid_scales import pyramid_scales
 from heads.transform import resize_image_and_masks
 from workbench.benchmarks.detector_inference import randomise_batchnorm, realistic_predictors
 

@@ -6,7 +6,7 @@ import torch
 
 import heads
 
-# every kind and neck on resnet18; a pre-activation net's C4 heads carry its final norm (heads.c4.Res5Head)
+# every kind and neck on resnet18; a pre-activation net's C4 heads carry its final norm (heads.necks.c4.Res5Head)
 CASES = [(kind, neck, "resnet18") for kind in ("faster_rcnn", "mask_rcnn") for neck in ("fpn", "c4")]
 CASES += [("mask_rcnn", "c4", "resnetv2_18")]
 
@@ -42,7 +42,7 @@ def test_scripted_detector_gives_the_eager_detections_and_losses(kind, neck, bac
     torch.manual_seed(1)
     losses, _ = scripted.train()(images, targets(with_masks))
     assert losses.keys() == eager_losses.keys()
-    for name, loss in losses.items():  # training RoIAlign sums in another order in eager mode (heads.roi_align)
+    for name, loss in losses.items():  # training RoIAlign sums in another order in eager mode (heads.ops.roi_align)
         torch.testing.assert_close(loss, eager_losses[name], rtol=1e-5, atol=1e-6, msg=name)
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

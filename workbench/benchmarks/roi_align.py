@@ -1,4 +1,4 @@
-"""Multi-scale RoIAlign on CPU, ours (`heads.roi_align.MultiScaleRoIAlign`) against torchvision's, on FPN levels P2-P5
+"""Multi-scale RoIAlign on CPU, ours (`heads.ops.roi_align.MultiScaleRoIAlign`) against torchvision's, on FPN levels P2-P5
 at the shapes our detectors pool: the demo's training batch, and R50-FPN Mask R-CNN's inference and training.
 
 The maps are random NCHW tensors (as the FPN gives them), the boxes random with log-uniform sides, so that every level
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torchvision
 
-from heads.roi_align import MultiScaleRoIAlign
+from heads.ops.roi_align import MultiScaleRoIAlign
 from workbench.benchmarks.timing import alternate, machine_line, max_abs_difference, medians, table, write_report
 
 LEVELS = ["0", "1", "2", "3"]

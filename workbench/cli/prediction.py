@@ -4,7 +4,7 @@ import argparse
 from workbench.data.image_files import find_images
 from workbench.errors import UserError
 from workbench.tasks import prediction
-from workbench.tasks.predictors import Predictor, load_predictor, onnx_detector
+from workbench.tasks.prediction import Predictor, load_predictor, onnx_detector
 
 
 def predictor_of(args: argparse.Namespace) -> Predictor:

@@ -4,7 +4,7 @@ import difflib
 
 from backbones.builders import CREATE_OPTIONS
 from heads import valid_options
-from heads.detector_weights import named_weights
+from heads.weights.catalog import named_weights
 from heads.detectors import NECKS
 from workbench.data.images import UNREADABLE_POLICIES
 from workbench.errors import UserError

@@ -2,6 +2,7 @@
 against the ground truth of the dataset's own targets (a user's dataset, see `workbench.data.detection_samples`)."""
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ def only_categories(output: dict, label_to_cat_id: dict[int, int]) -> tuple[dict
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, dataset, device: torch.device, batch_size: int = 2, workers: int = 0,
+def detect_dataset(model: nn.Module, dataset, device: torch.device, batch_size: int = 2, workers: int = 0,
             keep: int = 0, ground_truth: bool = False) -> tuple[list[dict] | None, list[tuple], list | None]:
     """COCO results of this rank's share of `dataset`, gathered on the main process.
 
@@ -100,7 +101,7 @@ def evaluate_detector(model: nn.Module, dataset, annotation_file: str | Path | N
     from_targets = annotation_file is None
     if from_targets and ground_truth_file is None:
         raise ValueError("evaluating against the dataset's targets needs a ground_truth_file to write them to")
-    detections, kept, entries = predict(model, dataset, device, batch_size, workers, keep, ground_truth=from_targets)
+    detections, kept, entries = detect_dataset(model, dataset, device, batch_size, workers, keep, ground_truth=from_targets)
     results = {}
     if distributed.is_main_process():
         if from_targets:
@@ -120,3 +121,13 @@ def iou_types_with_masks(iou_types: tuple[str, ...], ground_truth: dict, path: P
         logger.warning("%s: the targets have no masks, so segm is not evaluated (bbox only)", path)
         return tuple(t for t in iou_types if t != "segm")
     return iou_types
+
+
+def __getattr__(name: str) -> object:
+    """`predict`, the name `detect_dataset` had (deprecated, for one release: `workbench.tasks.prediction.predict` is
+    the prediction on one's own images)."""
+    if name == "predict":
+        warnings.warn("workbench.evaluation.detector.predict is deprecated: import detect_dataset from "
+                      "workbench.evaluation.detector", DeprecationWarning, stacklevel=2)
+        return detect_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ Our eager-only speed-ups have no TorchScript or ONNX form: BatchNorm folded into
 post-ops (`backbones.FeatureExtractor.set_fused`) and packed channels-last convolutions (`backbones.packed_conv`),
 which `heads.set_fast_inference(model, False)` turns off (it handles any module holding them, backbones included).
 
-`heads.roi_align.MultiScaleRoIAlign` pools with torchvision's kernel whenever the maps are NCHW and need no
+`heads.ops.roi_align.MultiScaleRoIAlign` pools with torchvision's kernel whenever the maps are NCHW and need no
 gradient (which is the case here), but its eager forward loops over the pyramid levels with Python conditions
 (`if len(in_level)`) that a trace would freeze, and writes the levels into one tensor by index, where torchvision's
 pooling merges them with `_onnx_merge_levels` when it is traced. The copy therefore holds torchvision's own
@@ -27,7 +27,7 @@ from torch.onnx.operators import shape_as_tensor
 
 import backbones
 import heads
-from heads.roi_align import MultiScaleRoIAlign
+from heads.ops.roi_align import MultiScaleRoIAlign
 from heads.transform import RCNNTransform
 
 

@@ -9,8 +9,8 @@ from torch import nn
 import heads
 from backbones import read_checkpoint
 from backbones.weights.formats import strip_shared_prefixes
-from heads.detector_weights import named_weights
-from heads.state_names import CLASS_SCORES
+from heads.weights.catalog import named_weights
+from heads.weights.state_names import CLASS_SCORES
 from workbench.config.checks import check_model_options
 from workbench.data.batching import aspect_ratio_groups
 from workbench.data.coco import CocoDetection, collate_fn

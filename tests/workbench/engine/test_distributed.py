@@ -9,7 +9,7 @@ from workbench.data.coco import CocoDetection
 from workbench.data.detection_transforms import build_transforms
 from workbench.engine import distributed, loop
 from workbench.evaluation.classifier import evaluate_classifier
-from workbench.evaluation.detector import predict
+from workbench.evaluation.detector import detect_dataset
 
 
 @pytest.mark.parametrize("name, launched, local_rank, local_world_size, cuda_devices, expected", [
@@ -92,7 +92,7 @@ def test_evaluation_gathers_and_checkpoint_waits_send_no_cpu_tensor_to_the_cuda_
     val_set = CocoDetection(tiny_shapes / "val", tiny_shapes / "annotations/instances_val.json", with_masks=False,
                             train=False, transforms=build_transforms(False))
     detector = heads.faster_rcnn("resnet18", num_classes=4, min_size=64, max_size=64)
-    detections, _, _ = predict(detector, val_set, torch.device("cpu"), batch_size=2)
+    detections, _, _ = detect_dataset(detector, val_set, torch.device("cpu"), batch_size=2)
     assert isinstance(detections, list)
 
     model = torch.nn.Linear(2, 1)

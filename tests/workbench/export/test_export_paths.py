@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import backbones
-from heads.roi_align import MultiScaleRoIAlign
+from heads.ops.roi_align import MultiScaleRoIAlign
 from workbench.export import FORMATS, load_onnx, read_metadata
 from workbench.export.exportable import exportable_copy
 from workbench.export.pipeline import unverified_path

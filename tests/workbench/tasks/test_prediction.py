@@ -13,7 +13,7 @@ from workbench.config.schemas import CLASSIFICATION_DEFAULTS, DETECTION_DEFAULTS
 from workbench.data.image_files import ImageFiles, find_images
 from workbench.engine import trainer
 from workbench.errors import UserError
-from workbench.tasks import predictors
+from workbench.tasks import prediction as task_prediction
 from workbench.tasks.classification import ClassificationTask
 from workbench.tasks.detection import DetectionTask
 
@@ -62,7 +62,7 @@ def test_detector_writes_coco_results_and_a_picture_per_image(run, detector_chec
     assert sorted(p.name for p in output_dir.glob("*.jpg")) == ["a.jpg", "b.jpg", "sub__c.jpg"]
     assert "1 of 4 files could not be read and were skipped" in caplog.text and "broken.jpg" in caplog.text
 
-    predictor = predictors.load_predictor(str(detector_checkpoint))
+    predictor = task_prediction.load_predictor(str(detector_checkpoint))
     files = find_images(images)
     expected = 0
     for index, image, _ in ImageFiles(files):
@@ -101,7 +101,7 @@ class CategoryIdDetector(torch.nn.Module):
 def test_torchvision_coco_labels_get_coco_names_built_in(run, monkeypatch, images, tmp_path):
     """No annotation file at hand: COCO's names and ids are built in; label 12 ("N/A") and the detection under the
     threshold are left out."""
-    monkeypatch.setattr(predictors, "build_model", lambda config, device: CategoryIdDetector())
+    monkeypatch.setattr(task_prediction, "build_model", lambda config, device: CategoryIdDetector())
     weights = tmp_path / "tv.pth"
     torch.save({"roi_heads.box_predictor.cls_score.weight": torch.zeros(91, 8)}, weights)
     results = run(["--config", "configs/mask_rcnn_r50_fpn_1x_coco.yaml", "--weights", str(weights), "--input",

@@ -18,7 +18,7 @@ from torchvision.models.detection.rpn import RPNHead
 
 from backbones import ResNetV2, feature_extractor_for
 
-from .roi_align import MultiScaleRoIAlign
+from ..ops.roi_align import MultiScaleRoIAlign
 
 C4_STAGE = 3
 RES5 = "layer4"

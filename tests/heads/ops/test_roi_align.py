@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from heads.roi_align import MultiScaleRoIAlign, roi_align
+from heads.ops.roi_align import MultiScaleRoIAlign, roi_align
 
 # (batch index, x1, y1, x2, y2) in pixels of a 20x24 map: inside, partly outside (top-left, bottom-right), zero-size,
 # zero-width, the whole map, wholly outside, sub-pixel

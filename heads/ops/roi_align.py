@@ -24,7 +24,7 @@ from torch.nn.modules.utils import _pair
 from torchvision.ops.poolers import LevelMapper
 
 from backbones.capabilities import private_symbol
-from backbones.layout import is_channels_last
+from backbones.memory_format import is_channels_last
 
 from .pyramid_scales import pyramid_scales
 

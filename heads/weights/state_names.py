@@ -1,5 +1,5 @@
-"""Key names of a detector's state dict that the checkpoint loaders share (`heads.weights`,
-`heads.detectron2_weights`, the class-count check of `workbench.tasks.detection`)."""
+"""Key names of a detector's state dict that the checkpoint loaders share (`heads.weights.loading`,
+`heads.weights.detectron2`, the class-count check of `workbench.tasks.detection`)."""
 import re
 
 # The class-dependent layers: their shapes follow the number of classes.

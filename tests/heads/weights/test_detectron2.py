@@ -103,7 +103,7 @@ def save(tensors: dict[str, torch.Tensor], path, file_format: str) -> str:
 
 
 def our_names(tensors: dict[str, torch.Tensor], neck: str, with_masks: bool) -> dict[str, torch.Tensor]:
-    """What our detector must hold for `tensors`, renamed and converted independently of heads.detectron2_weights."""
+    """What our detector must hold for `tensors`, renamed and converted independently of heads.weights.detectron2."""
     ours = {}
     for key, value in tensors.items():
         name = (key.replace("backbone.bottom_up.", "backbone.body.").replace("backbone.stem.", "backbone.body.stem.")
@@ -242,14 +242,14 @@ def test_other_number_of_classes_and_class_agnostic_heads(tmp_path, fast_options
 def test_normalisation_that_is_not_the_files_is_warned_about(tmp_path, fast_options, caplog):
     source = detectron2_state_dict("fpn", with_masks=False)
     settings = options("faster_rcnn", "fpn", fast_options)
-    with caplog.at_level(logging.WARNING, logger="heads.detectron2_weights"):
+    with caplog.at_level(logging.WARNING, logger="heads.weights.detectron2"):
         heads.faster_rcnn("resnet18", num_classes=3, weights=save(source, tmp_path / "a", "pkl"), **settings)
     assert "detectron2's model-zoo detectors take BGR images in 0-255" in caplog.text
     assert "resnet50.msra_in1k" in caplog.text
     caplog.clear()
     # older detectron2 versions saved GeneralizedRCNN's pixel_mean and pixel_std (BGR, 0-255)
     source |= dict(pixel_mean=torch.tensor([103.530, 116.280, 123.675]).view(3, 1, 1), pixel_std=torch.ones(3, 1, 1))
-    with caplog.at_level(logging.WARNING, logger="heads.detectron2_weights"):
+    with caplog.at_level(logging.WARNING, logger="heads.weights.detectron2"):
         heads.faster_rcnn("resnet18", num_classes=3, weights=save(source, tmp_path / "b", "pkl"), **settings)
     assert "PIXEL_MEAN (103.530, 116.280, 123.675), PIXEL_STD (1.000, 1.000, 1.000)" in caplog.text
     assert "RGB mean (123.675, 116.280, 103.530)" in caplog.text

@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 import heads
-from heads.roi_align import MultiScaleRoIAlign
+from heads.ops.roi_align import MultiScaleRoIAlign
 
 NAMES = ["0", "1", "2", "3"]
 IMAGE_SHAPES = [(128, 160), (120, 160)]

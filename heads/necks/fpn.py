@@ -15,7 +15,7 @@ from torchvision.models.detection.rpn import RPNHead
 from backbones.fpn import FPN_STAGES, fpn_from_backbone
 from backbones.norm import make_norm
 
-from .roi_align import MultiScaleRoIAlign
+from ..ops.roi_align import MultiScaleRoIAlign
 
 BOX_HEADS = ("2fc", "2conv1fc", "4conv1fc")
 ROI_LEVELS = ["0", "1", "2", "3"]

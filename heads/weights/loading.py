@@ -1,5 +1,5 @@
 """Whole-detector checkpoints: ours (a dict with "model"), torchvision's Faster/Mask R-CNN files as they are, and
-detectron2's model-zoo Faster/Mask R-CNN (FPN, C4) files, renamed by `heads.detectron2_weights`."""
+detectron2's model-zoo Faster/Mask R-CNN (FPN, C4) files, renamed by `heads.weights.detectron2`."""
 import logging
 import os
 from collections.abc import Mapping
@@ -11,7 +11,7 @@ from backbones import CheckpointError, CheckpointMismatchError, read_checkpoint
 from backbones.weights.formats import convert_state_dict, strip_shared_prefixes
 from backbones.weights.loading import mismatch_message, note_conversions, tensor_mismatches, without_batch_counters
 
-from .detectron2_weights import convert_detectron2_detector, is_detectron2_detector
+from .detectron2 import convert_detectron2_detector, is_detectron2_detector
 from .state_names import CLASS_LAYERS, renamed_mask_conv
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def load_detector_weights(model: nn.Module, path: str | os.PathLike,
     shape, they are dropped with a warning and keep their initialisation (fine-tuning on other classes).
     Floating-point tensors of another precision are converted to the model's. A detectron2 detector (its model
     zoo's `.pkl` or its training `.pth`) is renamed and its predictors converted first
-    (`heads.detectron2_weights.convert_detectron2_detector`).
+    (`heads.weights.detectron2.convert_detectron2_detector`).
 
     Args:
         model: the detector, changed in place.
