@@ -5,7 +5,7 @@ from .features import FeatureExtractor, FeatureInfo
 from .fpn import BackboneWithFPN, create_fpn_backbone
 from .fuse import fuse_batchnorm
 from .hub import WeightsDownloadError
-from .moved_modules import register_moved_modules
+from .old_paths import register_moved_modules
 from .norm import freeze_batchnorm
 from .packed_conv import clear_weight_caches
 from .preact import PreActFeatures, ResNetV2

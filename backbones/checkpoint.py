@@ -5,8 +5,7 @@ detects and renames formats, `backbones.weights.loading` loads weights and repor
 `backbones.weights.errors` holds the errors. Importing a name from this module still works for one release and emits
 a DeprecationWarning that names its new module.
 """
-import importlib
-import warnings
+from .old_paths import moved_names
 
 # Every name this module held, with the module that holds it now and its name there.
 _MOVED = {
@@ -45,15 +44,7 @@ _MOVED = {
 }
 
 __all__ = sorted(name for name in _MOVED if not name.startswith("_"))
-
-
-def __getattr__(name: str) -> object:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new_name = _MOVED[name]
-    warnings.warn(f"backbones.checkpoint is deprecated: import {new_name} from {module}", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(module), new_name)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 def __dir__() -> list[str]:

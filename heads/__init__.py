@@ -5,7 +5,7 @@ builds (FPN, C4), `ops` the RoIAlign, `weights` the named detector weights and t
 `box_loss` and `head_init` are the heads' losses and initial weights. `num_classes` counts the background, as in
 torchvision: 81 for COCO's 80 categories.
 """
-from backbones.moved_modules import register_moved_modules
+from backbones.old_paths import register_moved_modules
 
 from .detectors import build_detector, faster_rcnn, mask_rcnn, set_fast_inference, valid_options
 from .transform import RCNNTransform

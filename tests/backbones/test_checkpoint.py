@@ -1,5 +1,5 @@
 """`backbones.checkpoint` is a deprecated shim over `backbones.weights`: its names still import, with a warning that
-names their new module (that the library itself imports none of it: `test_moved_modules.py`)."""
+names their new module (that the library itself imports none of it: `test_old_paths.py`)."""
 import importlib
 
 import pytest

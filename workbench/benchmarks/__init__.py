@@ -8,6 +8,7 @@ takes its settings (a dataclass of the case's module) and returns its rows.
 """
 from collections.abc import Callable
 
+from backbones.old_paths import moved_names
 from workbench.benchmarks import (
     annotation_memory,
     backbone,
@@ -52,3 +53,8 @@ CASES = {
                           _printing(annotation_memory.benchmark_annotation_memory,
                                     annotation_memory.print_annotation_memory_table)),
 }
+
+
+# The command line's parts moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {name: ("workbench.cli.benchmark", name)
+                                     for name in ("add_cases", "run_benchmark")})

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from backbones.old_paths import moved_names
+
 REFERENCE = "pycocotools COCO(path)"
 OBJECTS_PER_IMAGE = 7.3
 CROWD_FRACTION = 0.01
@@ -224,3 +226,7 @@ def print_annotation_memory_table(rows: list[dict]) -> None:
 
 if __name__ == "__main__":
     print(json.dumps(measure(*sys.argv[1:])))
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "annotation_memory_arguments")})

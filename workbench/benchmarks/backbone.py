@@ -25,6 +25,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FrozenBatchNorm2d
 
 import backbones
+from backbones.old_paths import moved_names
 from workbench.benchmarks.timing import (
     alternate,
     machine_line,
@@ -238,3 +239,7 @@ def columns_for(rows: list[dict]) -> dict[str, str]:
 
 def print_table(rows: list[dict]) -> None:
     print(table(rows, columns_for(rows)))
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "backbone_arguments")})

@@ -27,6 +27,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from backbones.old_paths import moved_names
 from workbench.benchmarks import timing
 from workbench.evaluation import coco
 
@@ -198,3 +199,7 @@ COLUMNS = {"iou_type": "iou type", "ours_seconds": "ours s", "pycocotools_second
 
 def print_coco_eval_table(rows: list[dict]) -> None:
     print(timing.table(rows, COLUMNS))
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "coco_eval_arguments")})

@@ -23,6 +23,7 @@ import torchvision
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from backbones.old_paths import moved_names
 from workbench.benchmarks.timing import alternate, machine_line, max_abs_difference, medians, table, write_report
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.data.coco import CocoDetection, collate_fn
@@ -148,3 +149,7 @@ def benchmark_data_pipeline(settings: DataSettings) -> list[dict]:
     print(table(rows, COLUMNS))
     write_report(rows, settings.output_dir, "data", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "data_arguments")})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from backbones.old_paths import moved_names
 from workbench.benchmarks.detector_train import DEMO_CONFIG, torchvision_demo_detector
 from workbench.benchmarks.timing import machine_line, table, write_report
 from workbench.config.loader import load_config
@@ -102,3 +103,7 @@ def benchmark_demo(settings: DemoSettings) -> list[dict]:
     print(table(rows, COLUMNS))
     write_report(rows, settings.output_dir, "demo", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "demo_arguments")})

@@ -21,6 +21,7 @@ import torchvision
 
 import backbones
 import heads
+from backbones.old_paths import moved_names
 from workbench.benchmarks.timing import (
     alternate,
     machine_line,
@@ -136,3 +137,7 @@ def benchmark_detector_inference(settings: InferenceSettings) -> list[dict]:
     print(table(rows))
     write_report(rows, settings.output_dir, "detector-inference", lines=[machine_line()], options=asdict(settings))
     return rows
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "detector_inference_arguments")})

@@ -31,6 +31,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 from backbones.freeze import freeze_stages
+from backbones.old_paths import moved_names
 from workbench.benchmarks.detector_inference import detector_pair
 from workbench.benchmarks.timing import (
     alternate,
@@ -217,3 +218,7 @@ def benchmark_detector_train(settings: TrainSettings) -> list[dict]:
     print(table(rows, COLUMNS))
     write_report(rows, settings.output_dir, "detector-train", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "detector_train_arguments")})

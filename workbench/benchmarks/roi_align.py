@@ -1,5 +1,5 @@
-"""Multi-scale RoIAlign on CPU, ours (`heads.ops.roi_align.MultiScaleRoIAlign`) against torchvision's, on FPN levels P2-P5
-at the shapes our detectors pool: the demo's training batch, and R50-FPN Mask R-CNN's inference and training.
+"""Multi-scale RoIAlign on CPU, ours (`heads.ops.roi_align.MultiScaleRoIAlign`) against torchvision's, on FPN levels
+P2-P5 at the shapes our detectors pool: the demo's training batch, and R50-FPN Mask R-CNN's inference and training.
 
 The maps are random NCHW tensors (as the FPN gives them), the boxes random with log-uniform sides, so that every level
 gets RoIs. Training cases time the forward on maps that need gradients, then forward and backward; their rows compare
@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torchvision
 
+from backbones.old_paths import moved_names
 from heads.ops.roi_align import MultiScaleRoIAlign
 from workbench.benchmarks.timing import alternate, machine_line, max_abs_difference, medians, table, write_report
 
@@ -102,3 +103,7 @@ def benchmark_roi_align(settings: RoiAlignSettings) -> list[dict]:
     print(table(rows, COLUMNS))
     write_report(rows, settings.output_dir, "roi-align", lines=lines, columns=COLUMNS, options=asdict(settings))
     return rows
+
+
+# The command line's options moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"add_arguments": ("workbench.cli.benchmark", "roi_align_arguments")})

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from backbones.old_paths import moved_names
 from workbench.errors import UserError
 
 CATEGORIES = [
@@ -243,3 +244,7 @@ def make_shapes(out_dir: str | Path, num_train: int, num_val: int, seed: int, si
         summary["num_images"][split] = len(dataset["images"])
         summary["num_annotations"][split] = len(dataset["annotations"])
     return summary
+
+
+# The command line's entry moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"generate": ("workbench.cli.shapes", "make_shapes")})

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from backbones.old_paths import moved_names
 from workbench.data.shapes import NOISE_STD, SPLITS, contrasting_colour, textured_background
 from workbench.errors import UserError
 
@@ -129,3 +130,7 @@ def make_shapes_cls(root: str | Path, num_train: int, num_val: int, seed: int = 
             Image.fromarray(pixels).save(root / split / name / f"{index:06d}.png", compress_level=1)
     (root / MARKER).write_text("\n".join(CLASSES) + "\n")
     return root
+
+
+# The command line's entry moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"generate": ("workbench.cli.shapes", "make_shapes_cls")})

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from backbones.old_paths import moved_names
 from workbench.config.checks import check_values
 from workbench.config.loader import format_config, load_config
 from workbench.data.batching import SeededSamples, training_batches
@@ -238,3 +239,7 @@ def stop_message(outcome: str, iteration: int, output_dir: Path) -> str:
     """What to tell the user after a signal stopped training."""
     return (f"stopped by {outcome} at iteration {iteration}; checkpoint saved in {output_dir}; continue with "
             f"--resume")
+
+
+# The command line's parser moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"args_parser": ("workbench.cli.training", "args_parser")})

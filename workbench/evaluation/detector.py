@@ -2,7 +2,6 @@
 against the ground truth of the dataset's own targets (a user's dataset, see `workbench.data.detection_samples`)."""
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from backbones.old_paths import moved_names
 from workbench.data.coco import collate_fn
 from workbench.engine import distributed
 from workbench.engine.stop_signals import ignore_stop_signals
@@ -101,7 +101,8 @@ def evaluate_detector(model: nn.Module, dataset, annotation_file: str | Path | N
     from_targets = annotation_file is None
     if from_targets and ground_truth_file is None:
         raise ValueError("evaluating against the dataset's targets needs a ground_truth_file to write them to")
-    detections, kept, entries = detect_dataset(model, dataset, device, batch_size, workers, keep, ground_truth=from_targets)
+    detections, kept, entries = detect_dataset(model, dataset, device, batch_size, workers, keep,
+                                               ground_truth=from_targets)
     results = {}
     if distributed.is_main_process():
         if from_targets:
@@ -123,11 +124,6 @@ def iou_types_with_masks(iou_types: tuple[str, ...], ground_truth: dict, path: P
     return iou_types
 
 
-def __getattr__(name: str) -> object:
-    """`predict`, the name `detect_dataset` had (deprecated, for one release: `workbench.tasks.prediction.predict` is
-    the prediction on one's own images)."""
-    if name == "predict":
-        warnings.warn("workbench.evaluation.detector.predict is deprecated: import detect_dataset from "
-                      "workbench.evaluation.detector", DeprecationWarning, stacklevel=2)
-        return detect_dataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `predict` was this module's name of `detect_dataset` (deprecated, for one release): the one `predict` is
+# `workbench.tasks.prediction.predict`, on one's own images.
+__getattr__ = moved_names(__name__, {"predict": (__name__, "detect_dataset")})

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from backbones.old_paths import moved_names
 from workbench.errors import UserError
 
 from .dependencies import require_onnx_extra
@@ -97,3 +98,7 @@ def export_and_verify(subject: ExportSubject, output: str | Path, fmt: str = "on
     log(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB; metadata key {METADATA_KEY!r}: kind "
         f"{metadata['kind']}, inputs {', '.join(spec['name'] for spec in metadata['inputs'])})")
     return ExportResult(output, metadata, verification)
+
+
+# The command line's entry moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"export_from_args": ("workbench.cli.export", "export")})

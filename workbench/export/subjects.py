@@ -14,6 +14,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
 import backbones
+from backbones.old_paths import moved_names
 from workbench.config.loader import load_config
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.data.coco import label_space
@@ -211,3 +212,7 @@ def backbone_subject(name: str, weights: str | None = None, *, features_only: bo
     except ValueError as error:
         raise UserError(str(error)) from error
     return subject_for(model, "classifier", class_names=read_class_names(class_names))
+
+
+# The command line's entry moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"subject_from_args": ("workbench.cli.export", "subject_of")})

@@ -1,5 +1,5 @@
 """Detection and classification as the configs describe them: build the data and the model, train, evaluate."""
-from backbones.moved_modules import register_moved_modules
+from backbones.old_paths import register_moved_modules
 
 # Loading a model to predict with joined `prediction` (deprecated path, for one release).
 register_moved_modules({"workbench.tasks.predictors": "workbench.tasks.prediction"})

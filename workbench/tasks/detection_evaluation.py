@@ -8,6 +8,7 @@ The command line is `tools/eval_det.py`.
 """
 from pathlib import Path
 
+from backbones.old_paths import moved_names
 from workbench.config.loader import load_config
 from workbench.config.schemas import DETECTION_DEFAULTS
 from workbench.engine import distributed
@@ -59,3 +60,7 @@ def evaluate_model(config_file: str, weights: str, overrides: list[str] = (), io
         return results
     finally:
         distributed.cleanup()
+
+
+# The command line's entry moved to workbench.cli (deprecated path, for one release).
+__getattr__ = moved_names(__name__, {"evaluate": ("workbench.cli.evaluation", "evaluate_detections")})

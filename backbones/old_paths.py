@@ -1,15 +1,18 @@
-"""Old import paths of modules that moved, kept working for one release: importing one gives the module at its new
-path, with a DeprecationWarning that names it.
+"""Old import paths of what moved, kept working for one release with a DeprecationWarning that names the new path:
+whole modules (`register_moved_modules`) and names of a module that stays (`moved_names`).
 
 Example:
     register_moved_modules({"heads.roi_align": "heads.ops.roi_align"})  # in heads/__init__.py
     from heads.roi_align import MultiScaleRoIAlign  # warns; the class of heads.ops.roi_align
+
+    __getattr__ = moved_names(__name__, {"predict": ("workbench.evaluation.detector", "detect_dataset")})
 """
 import importlib
 import importlib.abc
 import importlib.util
 import sys
 import warnings
+from collections.abc import Callable
 
 
 class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -45,3 +48,17 @@ def register_moved_modules(moved: dict[str, str]) -> None:
 def moved_modules() -> dict[str, str]:
     """Every registered old module name and its new name."""
     return dict(_FINDER.moved)
+
+
+def moved_names(module_name: str, moved: dict[str, tuple[str, str]]) -> Callable[[str], object]:
+    """The `__getattr__` of module `module_name` that gives each old name of `moved` as its (new module, new name),
+    with a DeprecationWarning, and raises AttributeError for any other name."""
+    def __getattr__(name: str) -> object:  # noqa: N807 (the module attribute hook's name)
+        if name not in moved:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        new_module, new_name = moved[name]
+        warnings.warn(f"{module_name}.{name} is deprecated: import {new_name} from {new_module}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(new_module), new_name)
+
+    return __getattr__
