@@ -2,14 +2,13 @@
 
 The ground truth is always the original annotation JSON (or a COCO object loaded from it), never one rebuilt from
 transformed data. pycocotools is the reference backend; faster-coco-eval (`pip install .[fast]`) is a drop-in that
-gives the same numbers faster.
+gives the same numbers faster. Either is used through its own public API: its COCO class, `loadRes` and COCOeval.
 
 Example:
     results = evaluate_coco("instances_val.json", detections_to_coco(outputs, image_ids, dataset.label_to_cat_id))
     print(format_results(results))
 """
 import contextlib
-import copy
 import functools
 import gc
 import inspect
@@ -117,11 +116,10 @@ def detections_to_coco(outputs: list[dict], image_ids: list[int], label_to_cat_i
 class _Backend(NamedTuple):
     coco_class: type
     cocoeval: Callable  # (coco_gt, coco_dt, iou_type) -> a COCOeval
-    segm_from_rles: Callable | None = None  # the same for segm when every result mask is a compressed RLE
 
 
 def _backend(backend: str) -> _Backend:
-    """The COCO class and the COCOeval factories of `backend`; faster-coco-eval's prints through `print`, as
+    """The COCO class and the COCOeval factory of `backend`; faster-coco-eval's prints through `print`, as
     pycocotools does, so that `_quiet` silences both."""
     if backend == "pycocotools":
         return _Backend(COCO, COCOeval)
@@ -133,65 +131,8 @@ def _backend(backend: str) -> _Backend:
         options = {"print_function": print}
         if "rle_iou_max_workers" in inspect.signature(faster_coco_eval.COCOeval_faster).parameters:
             options["rle_iou_max_workers"] = 1  # its mask IoU holds the GIL: threads only add their own overhead
-        return _Backend(faster_coco_eval.COCO, functools.partial(faster_coco_eval.COCOeval_faster, **options),
-                        functools.partial(_faster_segm_from_rles, faster_coco_eval.COCOeval_faster, options))
+        return _Backend(faster_coco_eval.COCO, functools.partial(faster_coco_eval.COCOeval_faster, **options))
     raise UserError(f"backend must be one of {BACKENDS}, got {backend!r}")
-
-
-def _gt_rles(annotations: list[dict], height: int, width: int) -> list[dict]:
-    """pycocotools' `COCO.annToRLE` of ground-truth annotations of one image: single polygons (the usual case)
-    rasterised in one `frPyObjects` call (equal to `merge(frPyObjects([polygon]))`), the rest one by one."""
-    segmentations = [annotation["segmentation"] for annotation in annotations]
-    if segmentations and all(type(s) is list and len(s) == 1 and len(s[0]) > 4 for s in segmentations):
-        return mask_util.frPyObjects([s[0] for s in segmentations], height, width)
-    rles = []
-    for segmentation in segmentations:
-        if type(segmentation) is list:
-            rles.append(mask_util.merge(mask_util.frPyObjects(segmentation, height, width)))
-        elif type(segmentation["counts"]) is list:
-            rles.append(mask_util.frPyObjects(segmentation, height, width))
-        else:
-            rles.append(segmentation)
-    return rles
-
-
-@functools.cache
-def _segm_from_rles_class(cocoeval_faster: type) -> type:
-    class SegmFromRles(cocoeval_faster):
-        """faster-coco-eval's segm evaluation (its C++ matching and accumulation) with the mask IoUs of pycocotools'
-        `COCOeval.computeIoU`, computed from the results' compressed RLEs as they are and the ground truth
-        rasterised per image and category. faster-coco-eval would first convert every result mask and every
-        ground-truth polygon into a new RLE dict, which the IoU then decodes again: a quarter of its evaluate()."""
-
-        def evaluate(self):
-            self.params.compute_rle = False  # no conversion in _prepare: computeIoU reads the masks itself
-            try:
-                super().evaluate()
-            finally:
-                self.params.compute_rle = True
-
-        def computeIoU(self, imgId: int, catId: int):  # noqa: N802, N803 (COCOeval's names)
-            params = self.params
-            cat_ids = [catId] if params.useCats else params.catIds
-            gt = self.gt_dataset.get_instances([imgId], cat_ids, bool(params.useCats))[0][0]
-            dt = self.dt_dataset.get_instances([imgId], cat_ids, bool(params.useCats))[0][0]
-            if len(gt) == 0 or len(dt) == 0:
-                return []
-            order = np.argsort([-d["score"] for d in dt], kind="mergesort")[:params.maxDets[-1]]
-            image = self.cocoGt.imgs[imgId]
-            return mask_util.iou([dt[i]["segmentation"] for i in order], _gt_rles(gt, image["height"], image["width"]),
-                                 [int(g.get("iscrowd", 0)) for g in gt])
-
-    return SegmFromRles
-
-
-def _faster_segm_from_rles(cocoeval_faster: type, options: dict, coco_gt, coco_dt, iou_type: str):
-    """`SegmFromRles` where this faster-coco-eval has what it overrides, else faster-coco-eval's own evaluator."""
-    evaluator = _segm_from_rles_class(cocoeval_faster)(coco_gt, coco_dt, iou_type, **options)
-    if iou_type == "segm" and hasattr(evaluator.params, "compute_rle") and hasattr(evaluator, "gt_dataset") and \
-            hasattr(evaluator.gt_dataset, "get_instances"):
-        return evaluator
-    return cocoeval_faster(coco_gt, coco_dt, iou_type, **options)
 
 
 def _quiet(verbose: bool):
@@ -246,63 +187,6 @@ def _results_for(detections: list[dict], iou_type: str) -> list[dict]:
     return [dict(d) for d in detections]
 
 
-AREA_CHUNK = 255  # pycocotools.mask.area of a list sizes its output with a uint8: NumPy 2 refuses 256 and more
-
-
-def _is_compressed_rle(segmentation) -> bool:
-    return type(segmentation) is dict and isinstance(segmentation.get("counts"), (str, bytes))
-
-
-def _results_annotations(detections: list[dict], iou_type: str) -> list[dict] | None:
-    """The annotations `loadRes(_results_for(detections, iou_type))` makes, built in one pass over the detections
-    and with the masks' areas and boxes computed in a few batched pycocotools calls instead of two per detection:
-
-    - bbox: area = w * h, the box's polygon as segmentation when there is none, id = position + 1, iscrowd = 0;
-    - segm: `bbox` dropped, then area = mask_util.area(rle), bbox = mask_util.toBbox(rle), id, iscrowd = 0.
-
-    None when loadRes would take another branch or the masks are not all compressed RLEs (polygon or uncompressed
-    results): those go through loadRes itself.
-    """
-    if "caption" in detections[0]:
-        return None
-    if iou_type == "bbox":
-        if "bbox" not in detections[0] or detections[0]["bbox"] == []:
-            return None
-        annotations = []
-        for index, detection in enumerate(detections, start=1):
-            annotation = dict(detection)
-            x, y, w, h = annotation["bbox"]
-            if "segmentation" not in annotation:
-                annotation["segmentation"] = [[x, y, x, y + h, x + w, y + h, x + w, y]]
-            annotation["area"], annotation["id"], annotation["iscrowd"] = w * h, index, 0
-            annotations.append(annotation)
-        return annotations
-    segmentations = [detection.get("segmentation") for detection in detections]
-    if not all(map(_is_compressed_rle, segmentations)):
-        return None
-    areas = [area for start in range(0, len(segmentations), AREA_CHUNK)
-             for area in mask_util.area(segmentations[start:start + AREA_CHUNK]).tolist()]
-    boxes = mask_util.toBbox(segmentations).tolist()
-    annotations = []
-    for index, (detection, area, box) in enumerate(zip(detections, areas, boxes), start=1):
-        annotation = {k: v for k, v in detection.items() if k != "bbox"}
-        annotation["area"], annotation["bbox"], annotation["id"], annotation["iscrowd"] = area, box, index, 0
-        annotations.append(annotation)
-    return annotations
-
-
-def _load_results(coco_gt, detections: list[dict], iou_type: str):
-    """The result COCO object of `coco_gt`'s class, equal to `coco_gt.loadRes(_results_for(detections, iou_type))`
-    (`detections` is not empty: `evaluate_coco` answers an empty file itself), and whether it was built here (then
-    every segm result is a compressed RLE)."""
-    annotations = _results_annotations(detections, iou_type)
-    if annotations is None:
-        return coco_gt.loadRes(_results_for(detections, iou_type)), False
-    dataset = {"info": copy.deepcopy(coco_gt.dataset.get("info", {})), "images": list(coco_gt.dataset["images"]),
-               "categories": copy.deepcopy(coco_gt.dataset["categories"]), "annotations": annotations}
-    return _coco_from_dict(dataset, type(coco_gt)), True
-
-
 def _missing_to_nan(value: float) -> float:
     """pycocotools writes -1 where a number is undefined (e.g. no ground truth in that area range)."""
     return float("nan") if value < 0 else float(value)
@@ -323,10 +207,7 @@ def per_category_ap(evaluator, coco_gt) -> dict[str, float]:
 
 def _evaluate(coco_gt, detections: list[dict], iou_type: str, engine: _Backend, verbose: bool) -> dict:
     with _quiet(verbose):
-        coco_dt, compressed_rles = _load_results(coco_gt, detections, iou_type)
-        cocoeval = engine.segm_from_rles if iou_type == "segm" and compressed_rles and engine.segm_from_rles \
-            else engine.cocoeval
-        evaluator = cocoeval(coco_gt, coco_dt, iou_type)
+        evaluator = engine.cocoeval(coco_gt, coco_gt.loadRes(_results_for(detections, iou_type)), iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()

@@ -333,48 +333,26 @@ def test_both_backends_give_the_numbers_of_the_libraries_themselves(tmp_path, se
                                         **plain_library(gt_file, boxed, "segm", library)}, tolerance)
 
 
-@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
-def test_results_built_in_one_pass_equal_load_res(iou_type):
-    dataset, detections = random_coco(1)
-    if iou_type == "bbox":
-        detections = [d for d in detections if "bbox" in d]
-    assert len(detections) > 255  # pycocotools' mask.area of a list fails past 255 (uint8): chunked
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = coco_eval._coco_from_dict(copy.deepcopy(dataset), COCO)
-        reference = coco_gt.loadRes(coco_eval._results_for(detections, iou_type))
-        ours, built = coco_eval._load_results(coco_gt, detections, iou_type)
-    assert built
-    assert ours.dataset.keys() == reference.dataset.keys()
-    for key in ("images", "categories", "info"):
-        assert ours.dataset[key] == reference.dataset[key]
-    assert len(ours.dataset["annotations"]) == len(reference.dataset["annotations"])
-    for a, b in zip(ours.dataset["annotations"], reference.dataset["annotations"]):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert np.array_equal(np.asarray(a[key], dtype=object if key == "segmentation" else None),
-                                  np.asarray(b[key], dtype=object if key == "segmentation" else None)), key
-    assert ours.getAnnIds() == reference.getAnnIds() and ours.getImgIds() == reference.getImgIds()
+@pytest.mark.parametrize("backend", ["pycocotools", "faster"])
+def test_results_go_through_the_backends_own_load_res(gt_file, monkeypatch, backend):
+    """Each iou type's result object is the backend's `loadRes` of copies of the results (`bbox` dropped for segm)."""
+    if backend == "pycocotools":
+        coco_class = COCO
+    else:
+        import faster_coco_eval
+        coco_class = faster_coco_eval.COCO
+    load_res, loaded = coco_class.loadRes, []
 
+    def recording_load_res(self, results):
+        loaded.append(copy.deepcopy(results))
+        return load_res(self, results)
 
-def test_results_that_are_not_compressed_rles_go_through_load_res():
-    polygon = {"image_id": 1, "category_id": 3, "score": 0.5, "segmentation": [[1, 1, 9, 1, 9, 9]]}
-    uncompressed = {"image_id": 1, "category_id": 3, "score": 0.5, "segmentation": {"size": [4, 4], "counts": [16]}}
-    assert coco_eval._results_annotations([polygon], "segm") is None
-    assert coco_eval._results_annotations([uncompressed], "segm") is None
-    assert coco_eval._results_annotations([{**polygon, "caption": "a"}], "bbox") is None
-
-
-def test_ground_truth_rles_equal_ann_to_rle():
-    dataset, _ = random_coco(2)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = coco_eval._coco_from_dict(dataset, COCO)
-    for image_id in coco_gt.getImgIds():
-        image = coco_gt.imgs[image_id]
-        annotations = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=image_id))
-        single = [a for a in annotations if isinstance(a["segmentation"], list) and len(a["segmentation"]) == 1]
-        for group in (annotations, single):  # mixed kinds one by one, single polygons in one call
-            rles = coco_eval._gt_rles(group, image["height"], image["width"])
-            assert rles == [coco_gt.annToRLE(a) for a in group]
+    monkeypatch.setattr(coco_class, "loadRes", recording_load_res)
+    detections = detections_to_coco(*perfect_outputs(gt_file), LABEL_TO_CAT_ID)
+    untouched = copy.deepcopy(detections)
+    evaluate_coco(gt_file, detections, ("bbox", "segm"), backend=backend)
+    assert detections == untouched
+    assert loaded == [untouched, [{k: v for k, v in d.items() if k != "bbox"} for d in untouched]]
 
 
 def test_evaluation_restores_the_garbage_collector(gt_file):
