@@ -2,7 +2,8 @@
 
 The ground truth is always the original annotation JSON (or a COCO object loaded from it), never one rebuilt from
 transformed data. pycocotools is the reference backend; faster-coco-eval (`pip install .[fast]`) is a drop-in that
-gives the same numbers faster. Either is used through its own public API: its COCO class, `loadRes` and COCOeval.
+gives the same numbers faster. Both go through public APIs only: results are loaded by pycocotools' `loadRes`, the
+reference's own loader, which the faster backend's own COCO class then indexes, and each evaluates with its COCOeval.
 
 Example:
     results = evaluate_coco("instances_val.json", detections_to_coco(outputs, image_ids, dataset.label_to_cat_id))
@@ -205,9 +206,21 @@ def per_category_ap(evaluator, coco_gt) -> dict[str, float]:
     return result
 
 
+def _load_results(coco_gt, detections: list[dict], iou_type: str):
+    """The results' COCO object, of `coco_gt`'s class: pycocotools' `loadRes` of copies of the results, given to
+    faster-coco-eval's COCO as a dataset dict when `coco_gt` is one. pycocotools computes each mask's area and box at
+    a third of faster-coco-eval's cost (one call per result in both), a third of faster-coco-eval's segm time."""
+    results = _results_for(detections, iou_type)
+    if isinstance(coco_gt, COCO):
+        return coco_gt.loadRes(results)
+    images = _coco_from_dict({"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"],
+                              "annotations": []}, COCO)
+    return type(coco_gt)(images.loadRes(results).dataset)
+
+
 def _evaluate(coco_gt, detections: list[dict], iou_type: str, engine: _Backend, verbose: bool) -> dict:
     with _quiet(verbose):
-        evaluator = engine.cocoeval(coco_gt, coco_gt.loadRes(_results_for(detections, iou_type)), iou_type)
+        evaluator = engine.cocoeval(coco_gt, _load_results(coco_gt, detections, iou_type), iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()

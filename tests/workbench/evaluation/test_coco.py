@@ -334,25 +334,36 @@ def test_both_backends_give_the_numbers_of_the_libraries_themselves(tmp_path, se
 
 
 @pytest.mark.parametrize("backend", ["pycocotools", "faster"])
-def test_results_go_through_the_backends_own_load_res(gt_file, monkeypatch, backend):
-    """Each iou type's result object is the backend's `loadRes` of copies of the results (`bbox` dropped for segm)."""
-    if backend == "pycocotools":
-        coco_class = COCO
-    else:
-        import faster_coco_eval
-        coco_class = faster_coco_eval.COCO
-    load_res, loaded = coco_class.loadRes, []
+def test_results_go_through_pycocotools_load_res(gt_file, monkeypatch, backend):
+    """Each iou type's results are pycocotools' `loadRes` of copies of the results (`bbox` dropped for segm)."""
+    load_res, loaded = COCO.loadRes, []
 
     def recording_load_res(self, results):
         loaded.append(copy.deepcopy(results))
         return load_res(self, results)
 
-    monkeypatch.setattr(coco_class, "loadRes", recording_load_res)
+    monkeypatch.setattr(COCO, "loadRes", recording_load_res)
     detections = detections_to_coco(*perfect_outputs(gt_file), LABEL_TO_CAT_ID)
     untouched = copy.deepcopy(detections)
     evaluate_coco(gt_file, detections, ("bbox", "segm"), backend=backend)
     assert detections == untouched
     assert loaded == [untouched, [{k: v for k, v in d.items() if k != "bbox"} for d in untouched]]
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_faster_backend_indexes_what_pycocotools_loaded(gt_file, iou_type):
+    """The faster backend's results object is its own COCO class holding pycocotools' loadRes annotations."""
+    import faster_coco_eval
+    detections = detections_to_coco(*perfect_outputs(gt_file), LABEL_TO_CAT_ID)
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = COCO(gt_file).loadRes(coco_eval._results_for(detections, iou_type))
+        loaded = coco_eval._load_results(faster_coco_eval.COCO(gt_file), detections, iou_type)
+    assert type(loaded) is faster_coco_eval.COCO
+    def as_json(annotations: list[dict]) -> str:  # loadRes gives NumPy areas and boxes
+        return json.dumps(annotations, default=lambda value: value.tolist())
+
+    assert as_json(loaded.dataset["annotations"]) == as_json(reference.dataset["annotations"])
+    assert sorted(loaded.anns) == sorted(reference.anns) and loaded.getImgIds() == reference.getImgIds()
 
 
 def test_evaluation_restores_the_garbage_collector(gt_file):
