@@ -6,8 +6,8 @@ the results checked and loaded (pycocotools' `loadRes`, indexed by the backend's
 COCOeval evaluate, accumulate, summarize. The peer is pycocotools as detectron2 calls it: `COCO(gt_file)`, `loadRes`
 (of copies made before the clock starts, `bbox` dropped for segm), `COCOeval` evaluate, accumulate, summarize. After
 a warm-up round the two alternate (ours first, then the peer first, ...), and the table reports the median of
-`repeats` rounds. The benchmark's own data is frozen
-out of the cyclic garbage collector first, so that neither side pays for walking it.
+`repeats` rounds. The benchmark's own data is frozen out of the cyclic garbage collector first, so that neither side
+pays for walking it.
 
 The machine line, the alternation, the table and the JSON and markdown report (`--output-dir`) are `timing`'s.
 """

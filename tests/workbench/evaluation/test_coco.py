@@ -358,10 +358,11 @@ def test_faster_backend_indexes_what_pycocotools_loaded(gt_file, iou_type):
     with contextlib.redirect_stdout(io.StringIO()):
         reference = COCO(gt_file).loadRes(coco_eval._results_for(detections, iou_type))
         loaded = coco_eval._load_results(faster_coco_eval.COCO(gt_file), detections, iou_type)
-    assert type(loaded) is faster_coco_eval.COCO
+
     def as_json(annotations: list[dict]) -> str:  # loadRes gives NumPy areas and boxes
         return json.dumps(annotations, default=lambda value: value.tolist())
 
+    assert type(loaded) is faster_coco_eval.COCO
     assert as_json(loaded.dataset["annotations"]) == as_json(reference.dataset["annotations"])
     assert sorted(loaded.anns) == sorted(reference.anns) and loaded.getImgIds() == reference.getImgIds()
 
