@@ -216,7 +216,7 @@ def _load_results(coco_gt, detections: list[dict], iou_type: str):
         return coco_gt.loadRes(results)
     images = _coco_from_dict({"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"],
                               "annotations": []}, COCO)
-    return type(coco_gt)(images.loadRes(results).dataset)
+    return _coco_from_dict(images.loadRes(results).dataset, type(coco_gt))
 
 
 def _evaluate(coco_gt, detections: list[dict], iou_type: str, engine: _Backend, verbose: bool) -> dict:
